@@ -1,0 +1,101 @@
+"""Artifact folders: atomic writes, ``meta.json`` and content hashes.
+
+Every stage writes its output folder through :func:`atomic_dir`, so a crash leaves either the old
+folder or a whole new one, never a half-written folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+META_FILE = "meta.json"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def text_sha1(text: str) -> str:
+    """Short, stable hash of a string (cache keys)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def make_meta(kind: str, config: dict[str, Any] | None = None,
+              inputs: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    """The standard ``meta.json`` body: type, lextune version, config, input hashes."""
+    from lextune import __version__
+
+    meta: dict[str, Any] = {
+        "type": kind,
+        "lextune_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": config or {},
+        "inputs": inputs or {},
+    }
+    meta.update(extra)
+    return meta
+
+
+def read_meta(folder: str | Path) -> dict[str, Any] | None:
+    """``meta.json`` of an artifact folder, or None when there is none."""
+    p = Path(folder) / META_FILE
+    if not p.is_file():
+        return None
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; on success rename it into place.
+
+    If ``target`` exists and ``overwrite`` is False, the new folder is discarded (someone else won the
+    race and produced the same artifact). On an exception the temporary folder is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)

@@ -1,0 +1,1 @@
+"""The `lextune` command: thin typer commands over importable functions."""

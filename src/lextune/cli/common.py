@@ -1,0 +1,37 @@
+"""Shared CLI helpers: one place that turns lextune errors into clean exits."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+from lextune.errors import LextuneError
+
+console = Console(stderr=True)
+out = Console()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a LextuneError as one red line and exit 2, instead of a traceback."""
+    try:
+        yield
+    except LextuneError as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        raise typer.Exit(2) from err
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Warnings by default, info with --verbose; quiet the libraries' own chatter."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("transformers", "sentence_transformers", "huggingface_hub", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with contextlib.suppress(Exception):
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()

