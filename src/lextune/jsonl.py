@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lextune.artifacts import atomic_file
 from lextune.errors import InputFormatError
 
 
@@ -81,19 +80,10 @@ def require_str(obj: dict[str, Any], key: str, *, path: str, line: int, allow_nu
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records to ``path`` through a temporary file and a rename; returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False))
-                f.write("\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False))
+            f.write("\n")
+            n += 1
     return n

@@ -21,7 +21,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except LextuneError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from err
 
 

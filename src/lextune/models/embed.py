@@ -8,13 +8,10 @@ last, through temporary files and renames.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from lextune.artifacts import file_sha256, make_meta, write_json_atomic
+from lextune.artifacts import atomic_file, file_sha256, make_meta, write_json_atomic
 from lextune.errors import ConfigError, InputFormatError
 from lextune.jsonl import ReadReport, iter_jsonl, require_str
 
@@ -69,27 +66,13 @@ def read_texts(path: str | Path, *, id_field: str = "id", text_field: str = "tex
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=".npy") as tmp:
         np.save(tmp, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def embed_file(

@@ -1,0 +1,74 @@
+"""``lextune ingest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from lextune.cli.common import console, out, setup_logging, user_errors
+
+
+def ingest(
+    sources: list[Path] = typer.Argument(..., help="Files, folders or .tar.gz archives."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (chunks.jsonl, refs.jsonl, meta.json)."),
+    unit: str | None = typer.Option(None, "--unit", help="article, paragraph (default) or item."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (IngestConfig, or its 'ingest' section)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config field: --set max_chars=800"),
+    no_title: bool = typer.Option(False, "--no-title", help="Do not prepend the breadcrumb to the embedded text."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad file or line."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Read statutes, rules, precedents and documents into structure-aware chunks."""
+    setup_logging()
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.ingest import IngestConfig
+        from lextune.ingest import ingest as run_ingest
+
+        section = "ingest" if config and _has_section(config, "ingest") else None
+        cfg = load_config(IngestConfig, config, overrides, section=section, unit=unit,
+                          strict=True if strict else None, prepend_title=False if no_title else None)
+        if quiet:
+            summary = run_ingest(sources, out_dir, cfg)
+        else:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            with Progress(SpinnerColumn(), TextColumn("{task.completed} files"), TimeElapsedColumn(),
+                          TextColumn("[dim]{task.description}"), console=console, transient=True) as bar:
+                task = bar.add_task("", total=None)
+                summary = run_ingest(sources, out_dir, cfg,
+                                     progress=lambda name: bar.update(task, advance=1, description=name[-60:]))
+    table = Table(title=f"ingested {summary.files} files -> {out_dir}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for kind, n in sorted(summary.documents.items()):
+        table.add_row(f"documents: {kind}", str(n))
+    table.add_row("articles", str(summary.articles))
+    for kind, n in sorted(summary.chunks.items()):
+        table.add_row(f"chunks: {kind}", str(n))
+    table.add_row("deleted provisions dropped", str(summary.deleted_dropped))
+    table.add_row("부칙/별표 kept apart (not chunked)", str(summary.blocks_skipped))
+    if summary.duplicate_ids:
+        table.add_row("duplicate chunk ids (kept first)", str(summary.duplicate_ids))
+    if summary.citations:
+        share = summary.citations_resolved / summary.citations
+        table.add_row("references resolved", f"{summary.citations_resolved}/{summary.citations} ({share:.1%})")
+        table.add_row("reference edges written", str(summary.refs))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    out.print(table)
+    if summary.errors:
+        out.print(f"[yellow]{len(summary.errors)} problems[/] (other files were ingested; --strict stops at the first):")
+        for e in summary.errors[:20]:
+            out.print(f"  {e.path}{':' + e.position if e.position else ''}: {e.message}", highlight=False)
+
+
+def _has_section(path: Path, name: str) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get(name), dict)

@@ -1,0 +1,78 @@
+"""Records that pass between stages, as named fields (JSONL on disk).
+
+Every stage reads and writes these; nothing downstream relies on column positions.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DocKind(StrEnum):
+    """What a source document is."""
+
+    ACT = "법률"
+    DECREE = "시행령"
+    RULE = "시행규칙"
+    ADMIN_RULE = "행정규칙"
+    PRECEDENT = "판례"
+    DOCUMENT = "document"
+
+
+class ChunkKind(StrEnum):
+    """What a retrieval unit covers."""
+
+    ARTICLE = "article"
+    PARAGRAPH = "paragraph"
+    ITEM = "item"
+    ADDENDUM = "addendum"  # 부칙
+    APPENDIX = "appendix"  # 별표
+    PRECEDENT_ISSUES = "precedent_issues"  # 판시사항
+    PRECEDENT_HOLDING = "precedent_holding"  # 판결요지
+    PRECEDENT_BODY = "precedent_body"  # 판례내용
+    SECTION = "section"  # a part of a generic document
+
+
+class Chunk(BaseModel):
+    """One retrieval unit.
+
+    ``text`` is the clean body; ``title`` the breadcrumb
+    (``상법 > 제2편 상행위 > 제9장 운송업 > 제814조(운송인의 채권ㆍ채무의 소멸) ①``); ``contents`` is what
+    gets embedded and indexed (the breadcrumb and the body, or the body alone, per ingest config).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    doc_id: str
+    kind: ChunkKind
+    title: str
+    text: str
+    contents: str
+    parent_id: str | None = None
+    law_name: str | None = None
+    doc_kind: DocKind = DocKind.DOCUMENT
+    effective_date: str | None = None
+    ministry: str | None = None
+    article: str | None = None  # "6의2"
+    paragraph: int | None = None
+    item: str | None = None  # "3" or "2의2"
+    subitem: str | None = None  # "가"
+    path: list[str] = Field(default_factory=list)  # 편/장/절/관 headings
+    flags: list[str] = Field(default_factory=list)  # "addendum", "appendix"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RefEdge(BaseModel):
+    """A resolved cross-reference: ``source`` chunk cites ``target`` (a chunk or an article id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    target: str
+    level: str  # "article" | "paragraph" | "item"
+    citation: str  # the text that was parsed, e.g. "「민법」 제750조"
+    law: str | None = None
