@@ -187,3 +187,19 @@ def test_ingest_runs_without_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "7"
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.mark.skipif(not (SHARED / "legalize-kr.tar.gz").is_file(), reason="needs ../shared/corpus")
+def test_json_and_markdown_readers_agree_on_real_statutes():
+    """The 49 statutes of ../shared/corpus/laws against their legalize-kr twins: where both files are the
+    same version (same 시행일자), >= 99% of article/paragraph units are identical."""
+    from lextune.ingest.parity import json_markdown_parity
+
+    result = json_markdown_parity(SHARED / "laws", SHARED / "legalize-kr.tar.gz")
+    assert len(result.laws) == 49 and not result.missing
+    assert sum(r.same_version for r in result.laws) >= 10
+    assert result.share(same_version_only=True) >= 0.99
+    assert result.share(same_version_only=False) >= 0.95  # the rest differs by amendments between versions

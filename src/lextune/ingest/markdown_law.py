@@ -150,6 +150,7 @@ def parse_law_markdown(text: str, source: str = "") -> LawDoc:
     tracker = PathTracker()
     builder = _Builder(doc)
     addenda: list[list[str]] = []
+    preamble: list[str] = []
     in_addenda = False
     for raw in body.split("\n"):
         stripped = raw.strip()
@@ -173,8 +174,13 @@ def parse_law_markdown(text: str, source: str = "") -> LawDoc:
             elif tracker.update(heading):
                 builder.finish_article()
             continue
+        if builder.article is None and not doc.articles:
+            preamble.append(unescape(stripped))
+            continue
         builder.line(raw.rstrip())
     builder.finish_article()
+    if not doc.articles and preamble:
+        doc.body, _ = clean_text("\n".join(preamble))
     for i, lines in enumerate(addenda, start=1):
         text, _ = clean_text("\n".join(lines))
         if text:

@@ -124,12 +124,12 @@ def iter_sources(paths: list[str | Path]) -> Iterator[Source]:
 
 
 def _archive_sources(path: Path) -> Iterator[Source]:
-    with tarfile.open(path) as tar:
-        members = sorted((m for m in tar.getmembers() if m.isfile() and _suffix(m.name) in SUFFIXES),
-                         key=lambda m: m.name)
-        for m in members:
-            data = tar.extractfile(m).read()  # type: ignore[union-attr]
-            yield Source(f"{path}!{m.name}", _suffix(m.name), lambda d=data: d)
+    # Stream members in archive order: a compressed tar cannot seek backwards cheaply.
+    with tarfile.open(path, mode="r|*") as tar:
+        for m in tar:
+            if m.isfile() and _suffix(m.name) in SUFFIXES:
+                data = tar.extractfile(m).read()  # type: ignore[union-attr]
+                yield Source(f"{path}!{m.name}", _suffix(m.name), lambda d=data: d)
 
 
 # -- readers ------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def ingest_chunks(paths: list[str | Path], cfg: IngestConfig | None = None,
             produced: list[Chunk] = []
             for item in READERS[SUFFIX_READER[source.suffix]](source, cfg, summary):
                 if isinstance(item, LawDoc):
-                    if not item.articles:
+                    if not item.articles and not item.body:
                         raise StructureError("no articles found")
                     summary.documents[str(item.kind)] += 1
                     produced.extend(law_chunks(item, opts, stats))

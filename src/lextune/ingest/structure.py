@@ -142,6 +142,7 @@ class LawDoc:
     blocks: list[Block] = field(default_factory=list)
     source: str = ""
     metadata: dict = field(default_factory=dict)
+    body: str = ""  # text of a law without articles (a single-provision or repealing act)
 
 
 def _deleted_line(text: str) -> bool:
@@ -220,6 +221,8 @@ def law_chunks(doc: LawDoc, opts: ChunkOptions, stats: ChunkStats | None = None)
                 out.extend(_item_chunks(make, art_id, crumb, [p], common, opts))
                 continue
             out.append(make(pid, ChunkKind.PARAGRAPH, pcrumb, p.full_text(opts.drop_deleted), **pcommon))
+    if not doc.articles and doc.body:
+        out.append(make(f"{doc.doc_id}:body", ChunkKind.ARTICLE, [doc.name], doc.body))
     for block in doc.blocks:
         wanted = opts.include_addenda if block.kind == "addendum" else opts.include_appendices
         if not wanted:

@@ -8,6 +8,7 @@ lengths per side, counted truncation (or window pooling for long provisions), an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -117,6 +118,30 @@ class BiEncoder:
             "target_modules": sorted(cfg["target_modules"]) if isinstance(cfg.get("target_modules"), list)
             else cfg.get("target_modules"),
         }
+
+    def fingerprint(self) -> str:
+        """Identity of the vectors this encoder makes: weights (size and a content sample), template,
+        lengths and normalisation. Caches and indexes are keyed by it."""
+        if getattr(self, "_fingerprint", None):
+            return self._fingerprint
+        h = hashlib.sha256()
+        folders = [self.resolved.load_path] + ([self.resolved.adapter] if self.resolved.adapter else [])
+        for folder in folders:
+            root = Path(folder)
+            files = sorted(p for p in root.rglob("*") if p.suffix in {".safetensors", ".bin", ".json"}) if root.is_dir() else []
+            h.update(folder.encode() if not files else b"")
+            for p in files:
+                h.update(str(p.relative_to(root)).encode())
+                h.update(str(p.stat().st_size).encode())
+                with open(p, "rb") as f:
+                    h.update(f.read(1 << 20))
+                    if p.stat().st_size > 2 << 20:
+                        f.seek(-(1 << 20), 2)
+                        h.update(f.read())
+        settings = {k: v for k, v in self.describe().items() if k not in {"spec", "path", "kind"}}
+        h.update(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
+        self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     def describe(self) -> dict:
         """What produced the vectors (written into artifacts' meta.json)."""

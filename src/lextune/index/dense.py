@@ -1,0 +1,226 @@
+"""Dense retrieval: BiEncoder embeddings in a FAISS index, with an embedding cache.
+
+Embeddings are cached by model fingerprint and text hash under ``$LEXTUNE_HOME/cache/embeddings``, in
+parts written as they are encoded, so an unchanged model never re-encodes a passage and a crashed
+encoding resumes. The index folder records the model spec and fingerprint; loading it with another
+model is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from lextune.artifacts import atomic_file
+from lextune.errors import ConfigError, MissingExtraError
+from lextune.index.bm25 import scores_matrix_to_run
+from lextune.runs import Run
+
+
+class DenseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "bundled:multilingual-e5-small"
+    index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    ivf_nlist: int | None = None
+    ivf_nprobe: int = 16
+    batch_size: int = 32
+    passage_max_seq_length: int | None = None
+    query_max_seq_length: int | None = None
+    long_passages: Literal["truncate", "window"] = "truncate"
+    cache: bool = True
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:
+        raise MissingExtraError('dense search needs faiss: pip install "lextune[index]"') from exc
+    return faiss
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors by text hash for one model fingerprint, stored as append-only parts."""
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.folder = root / fingerprint
+        self._index: dict[str, tuple[int, int]] | None = None
+        self._parts: list[np.ndarray] = []
+
+    def _load(self) -> None:
+        if self._index is not None:
+            return
+        self._index = {}
+        self._parts = []
+        if not self.folder.is_dir():
+            return
+        for part in sorted(self.folder.glob("part-*.npz")):
+            data = np.load(part)
+            p = len(self._parts)
+            self._parts.append(data["vectors"])
+            for row, key in enumerate(data["keys"].tolist()):
+                self._index[key] = (p, row)
+
+    def get(self, keys: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Found vectors (in the order of ``keys`` that were found) and the positions that were missing."""
+        self._load()
+        assert self._index is not None
+        found, missing = [], []
+        for i, key in enumerate(keys):
+            hit = self._index.get(key)
+            if hit is None:
+                missing.append(i)
+            else:
+                found.append(self._parts[hit[0]][hit[1]])
+        return (np.stack(found) if found else np.zeros((0, 0), dtype=np.float32)), missing
+
+    def put(self, keys: list[str], vectors: np.ndarray) -> None:
+        self._load()
+        assert self._index is not None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        n = len(list(self.folder.glob("part-*.npz")))
+        with atomic_file(self.folder / f"part-{n:06d}.npz", suffix=".npz") as tmp:
+            np.savez(tmp, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
+        p = len(self._parts)
+        self._parts.append(vectors.astype(np.float32))
+        for row, key in enumerate(keys):
+            self._index[key] = (p, row)
+
+
+def encode_passages_cached(encoder, texts: list[str], *, cache: bool = True, part_size: int = 1024,
+                           progress=None) -> np.ndarray:
+    """Passage embeddings, reusing and filling the cache in parts (resumable)."""
+    from lextune.models.bundled import lextune_home
+
+    dim = encoder.get_embedding_dimension()
+    keys = [text_key(t) for t in texts]
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    store = EmbeddingCache(lextune_home() / "cache" / "embeddings", encoder.fingerprint()) if cache else None
+    todo = list(range(len(texts)))
+    if store is not None:
+        found, todo = store.get(keys)
+        missing = set(todo)
+        done = [i for i in range(len(texts)) if i not in missing]
+        if done:
+            out[done] = found
+    if progress:
+        progress(len(texts) - len(todo), len(texts))
+    todo.sort(key=lambda i: len(texts[i]))  # little padding inside batches
+    for start in range(0, len(todo), part_size):
+        rows = todo[start : start + part_size]
+        vecs = encoder.encode_passages([texts[i] for i in rows])
+        out[rows] = vecs
+        if store is not None:
+            store.put([keys[i] for i in rows], vecs)
+        if progress:
+            progress(len(texts) - len(todo) + start + len(rows), len(texts))
+    return out
+
+
+class DenseIndex:
+    """FAISS inner-product index over normalised chunk embeddings."""
+
+    def __init__(self, config: DenseConfig | None = None, encoder=None) -> None:
+        self.config = config or DenseConfig()
+        self._encoder = encoder
+        self.ids: list[str] = []
+        self.index = None
+        self.model_info: dict = {}
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from lextune.models.biencoder import BiEncoder
+
+            self._encoder = BiEncoder(self.config.model, batch_size=self.config.batch_size,
+                                      passage_max_seq_length=self.config.passage_max_seq_length,
+                                      query_max_seq_length=self.config.query_max_seq_length,
+                                      long_passages=self.config.long_passages)
+            built_with = self.model_info.get("fingerprint")
+            if built_with and self._encoder.fingerprint() != built_with:
+                raise ConfigError(
+                    f"the index was built with {self.model_info.get('spec')!r} ({built_with[:12]}), but that model "
+                    f"now has fingerprint {self._encoder.fingerprint()[:12]}: rebuild the index"
+                )
+        return self._encoder
+
+    def build(self, ids: list[str], texts: list[str], progress=None) -> DenseIndex:
+        vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress)
+        return self.build_from_vectors(ids, vecs)
+
+    def build_from_vectors(self, ids: list[str], vecs: np.ndarray) -> DenseIndex:
+        faiss = _faiss()
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        dim = vecs.shape[1]
+        if self.config.index_type == "flat":
+            index = faiss.IndexFlatIP(dim)
+        elif self.config.index_type == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = self.config.hnsw_ef_search
+        else:
+            nlist = self.config.ivf_nlist or max(1, int(4 * np.sqrt(len(vecs))))
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(vecs)
+            index.nprobe = self.config.ivf_nprobe
+        index.add(vecs)
+        self.index = index
+        self.ids = list(ids)
+        if self._encoder is not None:
+            self.model_info = {"spec": self.encoder.spec, "fingerprint": self.encoder.fingerprint(), "dimension": dim}
+        return self
+
+    def search(self, queries: dict[str, str], k: int = 100) -> Run:
+        if self.index is None:
+            raise ConfigError("the dense index is empty: build or load it first")
+        qids = [q for q in queries if queries[q].strip()]
+        run: Run = {q: {} for q in queries}
+        if not qids:
+            return run
+        q = self.encoder.encode_queries([queries[x] for x in qids])
+        return {**run, **self.search_vectors(qids, q, k)}
+
+    def search_vectors(self, qids: list[str], vectors: np.ndarray, k: int) -> Run:
+        scores, idx = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(self.ids)))
+        return scores_matrix_to_run(qids, self.ids, idx, scores)
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _faiss().write_index(self.index, str(folder / "faiss.index"))
+        (folder / "ids.json").write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
+        (folder / "config.json").write_text(self.config.model_dump_json(indent=2), encoding="utf-8")
+        (folder / "model.json").write_text(json.dumps(self.model_info, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | Path, encoder=None) -> DenseIndex:
+        """Load an index; with ``encoder``, refuse one built by another model."""
+        folder = Path(folder)
+        cfg = DenseConfig.model_validate_json((folder / "config.json").read_text(encoding="utf-8"))
+        info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        if encoder is not None and info.get("fingerprint") and encoder.fingerprint() != info["fingerprint"]:
+            raise ConfigError(
+                f"{folder} was built with model {info.get('spec')!r} (fingerprint {info['fingerprint'][:12]}); "
+                f"the query encoder is {encoder.spec!r} ({encoder.fingerprint()[:12]}). Rebuild the index "
+                "with `lextune index build --dense MODEL` or query it with the model that built it."
+            )
+        index = cls(cfg, encoder)
+        index.index = _faiss().read_index(str(folder / "faiss.index"))
+        if cfg.index_type == "hnsw":
+            index.index.hnsw.efSearch = cfg.hnsw_ef_search
+        elif cfg.index_type == "ivf":
+            index.index.nprobe = cfg.ivf_nprobe
+        index.ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+        index.model_info = info
+        return index

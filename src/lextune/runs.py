@@ -1,0 +1,94 @@
+"""Rankings and judgements on disk: TREC run files, BEIR datasets (corpus, queries, qrels).
+
+A run is ``{query_id: {doc_id: score}}``; qrels are ``{query_id: {doc_id: relevance}}`` - the dict shapes
+that ranx and pytrec_eval take.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from lextune.artifacts import atomic_file
+from lextune.errors import InputFormatError
+from lextune.jsonl import iter_jsonl, require_str
+
+Run = dict[str, dict[str, float]]
+Qrels = dict[str, dict[str, int]]
+
+
+def write_trec_run(run: Run, path: str | Path, tag: str = "lextune") -> None:
+    """``qid Q0 docid rank score tag`` lines, ranks from 1 by descending score."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for qid, docs in run.items():
+            ranked = sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))
+            for rank, (doc, score) in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+
+
+def read_trec_run(path: str | Path) -> Run:
+    """Read a TREC run file; a malformed line names the file and line."""
+    run: Run = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 6:
+                raise InputFormatError("expected 'qid Q0 docid rank score tag'", path=str(path), line=lineno)
+            try:
+                score = float(parts[4])
+            except ValueError as exc:
+                raise InputFormatError(f"score {parts[4]!r} is not a number", path=str(path), line=lineno) from exc
+            run.setdefault(parts[0], {})[parts[2]] = score
+    return run
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """BEIR qrels TSV (``query-id corpus-id score`` with a header) or TREC qrels (``qid 0 docid rel``)."""
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    for lineno, row in enumerate(rows, start=1):
+        if len(row) == 1:
+            row = row[0].split()
+        if not row or (lineno == 1 and row[0] in {"query-id", "query_id", "qid"}):
+            continue
+        if len(row) == 4:
+            qid, _, doc, rel = row
+        elif len(row) == 3:
+            qid, doc, rel = row
+        else:
+            raise InputFormatError("expected 'query-id corpus-id score'", path=str(path), line=lineno)
+        try:
+            qrels.setdefault(qid, {})[doc] = int(float(rel))
+        except ValueError as exc:
+            raise InputFormatError(f"relevance {rel!r} is not a number", path=str(path), line=lineno) from exc
+    return qrels
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR folder: corpus.jsonl (_id, title, text), queries.jsonl (_id, text), qrels/<split>.tsv."""
+
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, str]
+    qrels: Qrels
+    path: Path
+
+
+def load_beir(folder: str | Path, *, queries_file: str = "queries.jsonl", split: str = "dev") -> BeirDataset:
+    folder = Path(folder)
+    corpus: dict[str, dict[str, str]] = {}
+    for lineno, obj in iter_jsonl(folder / "corpus.jsonl"):
+        cid = require_str(obj, "_id", path=str(folder / "corpus.jsonl"), line=lineno, allow_number=True)
+        corpus[cid] = {"title": obj.get("title") or "", "text": obj.get("text") or ""}
+    queries: dict[str, str] = {}
+    qpath = folder / queries_file
+    for lineno, obj in iter_jsonl(qpath):
+        qid = require_str(obj, "_id", path=str(qpath), line=lineno, allow_number=True)
+        queries[qid] = require_str(obj, "text", path=str(qpath), line=lineno)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    qrels = read_qrels(qrels_path) if qrels_path.is_file() else {}
+    return BeirDataset(corpus, queries, qrels, folder)
