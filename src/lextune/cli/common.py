@@ -28,7 +28,7 @@ def user_errors() -> Iterator[None]:
 def setup_logging(verbose: bool = False) -> None:
     """Warnings by default, info with --verbose; quiet the libraries' own chatter."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("transformers", "sentence_transformers", "huggingface_hub", "httpx"):
+    for name in ("transformers", "sentence_transformers", "huggingface_hub", "httpx", "bm25s", "faiss"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with contextlib.suppress(Exception):
         import transformers

@@ -1,0 +1,125 @@
+"""``lextune index build`` and ``lextune search``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from lextune.cli.common import console, out, setup_logging, user_errors
+
+app = typer.Typer(help="Build retrieval indexes (BM25 and/or dense).", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    chunks: Path | None = typer.Option(None, "--chunks", help="An ingest output folder (chunks.jsonl)."),
+    beir: Path | None = typer.Option(None, "--beir", help="Or a BEIR folder (corpus.jsonl: title + text)."),
+    out_dir: Path = typer.Option(..., "--out", "-o"),
+    bm25: bool = typer.Option(True, "--bm25/--no-bm25"),
+    dense: str | None = typer.Option(None, "--dense", help="Model spec for a dense part."),
+    tokenizer: str = typer.Option("kiwi", "--tokenizer", help="BM25 tokenizer: kiwi or whitespace."),
+    index_type: str = typer.Option("flat", "--index-type", help="flat, hnsw or ivf."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML IndexBuildConfig."),
+    overrides: list[str] = typer.Option([], "--set"),
+) -> None:
+    """Index chunks for search."""
+    setup_logging()
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.errors import ConfigError
+        from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
+
+        if (chunks is None) == (beir is None):
+            raise ConfigError("give exactly one of --chunks DIR or --beir DIR")
+        values: dict = {}
+        if config is None:
+            values["bm25"] = {"tokenizer": {"kind": tokenizer}} if bm25 else None
+            values["dense"] = {"model": dense, "index_type": index_type} if dense else None
+        cfg = load_config(IndexBuildConfig, config, overrides)
+        if config is None:
+            cfg = IndexBuildConfig.model_validate(values | {k: v for k, v in cfg.model_dump().items() if k not in values})
+        if chunks is not None:
+            from lextune.ingest import read_chunks
+
+            docs = docs_from_chunks(read_chunks(chunks))
+            source = {"chunks": str(chunks)}
+        else:
+            from lextune.runs import load_beir
+
+            ds = load_beir(beir)
+            docs = [{"id": i, "title": d["title"], "text": d["text"],
+                     "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in ds.corpus.items()]
+            source = {"beir": str(beir)}
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True, disable=cfg.dense is None) as bar:
+            task = bar.add_task("", total=len(docs))
+            index = build_index(docs, out_dir, cfg, source=source,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    parts = [p for p, on in (("bm25", index.bm25 is not None), ("dense", index._dense_folder is not None)) if on]
+    out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(parts)})")
+
+
+def search(
+    query: str | None = typer.Argument(None, help="A question (or use --queries FILE)."),
+    index_dir: Path = typer.Option(..., "--index", "-i"),
+    k: int = typer.Option(10, "-k"),
+    mode: str | None = typer.Option(None, "--mode", help="bm25, dense or hybrid (default: all parts of the index)."),
+    rerank: str | None = typer.Option(None, "--rerank", help="Cross-encoder model spec."),
+    pipeline: Path | None = typer.Option(None, "--pipeline", "-p", help="YAML PipelineConfig."),
+    queries: Path | None = typer.Option(None, "--queries", help="JSONL queries (_id/id and text) for batch search."),
+    run_out: Path | None = typer.Option(None, "--run-out", help="Write a TREC run file here."),
+) -> None:
+    """Search an index: a readable table for one question, a TREC run for a queries file."""
+    setup_logging()
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.errors import ConfigError
+        from lextune.index import LexIndex, PipelineConfig
+
+        index = LexIndex.load(index_dir)
+        cfg = load_config(PipelineConfig, pipeline)
+        if mode:
+            parts = {"bm25": ["bm25"], "dense": ["dense"], "hybrid": ["bm25", "dense"]}.get(mode)
+            if parts is None:
+                raise ConfigError(f"--mode must be bm25, dense or hybrid, not {mode!r}")
+            cfg = cfg.model_copy(update={"retrievers": parts})
+        elif pipeline is None:
+            available = [p for p, on in (("bm25", index.bm25 is not None), ("dense", index._dense_folder is not None)) if on]
+            cfg = cfg.model_copy(update={"retrievers": available})
+        if rerank:
+            from lextune.index.rerank import RerankConfig
+
+            cfg = cfg.model_copy(update={"rerank": RerankConfig(model=rerank)})
+        retriever = index.pipeline(cfg)
+        if queries is not None:
+            from lextune.jsonl import iter_jsonl, require_str
+            from lextune.runs import write_trec_run
+
+            qs = {}
+            for lineno, obj in iter_jsonl(queries):
+                key = "_id" if "_id" in obj else "id"
+                qs[require_str(obj, key, path=str(queries), line=lineno, allow_number=True)] = require_str(
+                    obj, "text", path=str(queries), line=lineno)
+            run = retriever.search(qs, k)
+            target = run_out or Path("run.trec")
+            write_trec_run(run, target)
+            out.print(f"searched {len(qs)} queries -> {target}")
+            return
+        if not query:
+            raise ConfigError("give a question, or --queries FILE")
+        run = retriever.search({"q": query}, k)
+    table = Table(title=f"{query}", show_lines=True)
+    for col in ("#", "score", "provision"):
+        table.add_column(col)
+    for rank, (doc, score) in enumerate(sorted(run["q"].items(), key=lambda kv: -kv[1]), start=1):
+        d = index.docs.get(doc, {})
+        text = (d.get("text") or "").replace("\n", " ")
+        table.add_row(str(rank), f"{score:.3f}", f"[bold]{d.get('title') or doc}[/]\n{text[:200]}")
+    if not run["q"]:
+        out.print("[yellow]no results[/] (the question has no searchable words)")
+        return
+    out.print(table)

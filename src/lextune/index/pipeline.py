@@ -1,0 +1,210 @@
+"""Index folders and composable retrievers.
+
+An index folder holds the documents (``docs.jsonl``), a BM25 part and/or a dense part, and
+``meta.json``. Retrievers compose: ``Hybrid([BM25Retriever, DenseRetriever])`` then ``Rerank`` then
+``AggregateToArticle``; each has ``search(queries, k) -> run``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lextune.artifacts import atomic_dir, make_meta, read_meta, write_json_atomic
+from lextune.errors import ConfigError
+from lextune.index.bm25 import BM25Config, BM25Index, run_top
+from lextune.index.dense import DenseConfig, DenseIndex
+from lextune.index.fusion import FusionConfig, fuse_runs
+from lextune.index.rerank import RerankConfig, Reranker
+from lextune.runs import Run
+
+
+class Retriever(Protocol):
+    def search(self, queries: dict[str, str], k: int = 10) -> Run: ...
+
+
+class BM25Retriever:
+    def __init__(self, index: BM25Index) -> None:
+        self.index = index
+
+    def search(self, queries: dict[str, str], k: int = 10) -> Run:
+        return self.index.search(queries, k)
+
+
+class DenseRetriever:
+    def __init__(self, index: DenseIndex) -> None:
+        self.index = index
+
+    def search(self, queries: dict[str, str], k: int = 10) -> Run:
+        return self.index.search(queries, k)
+
+
+class Hybrid:
+    """Fuse the top ``depth`` of several retrievers."""
+
+    def __init__(self, retrievers: list[Retriever], fusion: FusionConfig | None = None, depth: int = 100) -> None:
+        self.retrievers = retrievers
+        self.fusion = fusion or FusionConfig()
+        self.depth = depth
+
+    def search(self, queries: dict[str, str], k: int = 10) -> Run:
+        runs = [r.search(queries, max(k, self.depth)) for r in self.retrievers]
+        return run_top(fuse_runs(runs, self.fusion), k)
+
+
+class Rerank:
+    """Re-score the top ``k_rerank`` of a base retriever with a cross-encoder."""
+
+    def __init__(self, base: Retriever, reranker: Reranker, texts: dict[str, str], k_rerank: int = 50) -> None:
+        self.base, self.reranker, self.texts, self.k_rerank = base, reranker, texts, k_rerank
+
+    def search(self, queries: dict[str, str], k: int = 10) -> Run:
+        run = self.base.search(queries, max(k, self.k_rerank))
+        return run_top(self.reranker.rerank(queries, run, self.texts, self.k_rerank), k)
+
+
+class AggregateToArticle:
+    """Paragraph hits -> their article (parent id), scored by the best paragraph."""
+
+    def __init__(self, base: Retriever, parent_of: dict[str, str], depth: int = 100) -> None:
+        self.base, self.parent_of, self.depth = base, parent_of, depth
+
+    def search(self, queries: dict[str, str], k: int = 10) -> Run:
+        run = self.base.search(queries, max(k, self.depth))
+        out: Run = {}
+        for q, docs in run.items():
+            agg: dict[str, float] = {}
+            for d, s in docs.items():
+                parent = self.parent_of.get(d) or d
+                agg[parent] = max(agg.get(parent, float("-inf")), s)
+            out[q] = agg
+        return run_top(out, k)
+
+
+class PipelineConfig(BaseModel):
+    """Which parts of an index to use and how (YAML-loadable)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retrievers: list[Literal["bm25", "dense"]] = Field(default_factory=lambda: ["bm25", "dense"])
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    depth: int = 100
+    rerank: RerankConfig | None = None
+    aggregate: Literal["article"] | None = None
+    dense_model: str | None = Field(None, description="Query encoder; defaults to the model that built the index.")
+
+
+class IndexBuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bm25: BM25Config | None = Field(default_factory=BM25Config)
+    dense: DenseConfig | None = None
+
+
+class LexIndex:
+    """An index folder: documents + BM25 and/or dense parts."""
+
+    def __init__(self, folder: Path, docs: dict[str, dict], bm25: BM25Index | None, dense_folder: Path | None,
+                 meta: dict) -> None:
+        self.folder, self.docs, self.bm25, self.meta = folder, docs, bm25, meta
+        self._dense_folder = dense_folder
+        self._dense: DenseIndex | None = None
+
+    def dense(self, encoder=None) -> DenseIndex | None:
+        if self._dense_folder is None:
+            return None
+        if self._dense is None or encoder is not None:
+            self._dense = DenseIndex.load(self._dense_folder, encoder)
+        return self._dense
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return {d: v["contents"] for d, v in self.docs.items()}
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LexIndex:
+        folder = Path(folder)
+        meta = read_meta(folder)
+        if not meta or meta.get("type") != "index":
+            raise ConfigError(f"{folder} is not a lextune index (no meta.json of type 'index')")
+        from lextune import __version__
+
+        major = lambda v: str(v).split(".")[:2]  # noqa: E731
+        if major(meta.get("lextune_version")) != major(__version__):
+            raise ConfigError(f"{folder} was built by lextune {meta.get('lextune_version')}; this is {__version__}: "
+                              "rebuild it with `lextune index build`")
+        docs = {}
+        with open(folder / "docs.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                docs[d["id"]] = d
+        bm25 = BM25Index.load(folder / "bm25") if (folder / "bm25").is_dir() else None
+        dense = folder / "dense" if (folder / "dense").is_dir() else None
+        return cls(folder, docs, bm25, dense, meta)
+
+    def pipeline(self, config: PipelineConfig | None = None, encoder=None) -> Retriever:
+        """Compose the retrievers this config asks for."""
+        config = config or PipelineConfig()
+        parts: list[Retriever] = []
+        for name in config.retrievers:
+            if name == "bm25":
+                if self.bm25 is None:
+                    raise ConfigError(f"{self.folder} has no BM25 part (build with --bm25)")
+                parts.append(BM25Retriever(self.bm25))
+            else:
+                if encoder is None and config.dense_model:
+                    from lextune.models.biencoder import BiEncoder
+
+                    encoder = BiEncoder(config.dense_model)
+                dense = self.dense(encoder)
+                if dense is None:
+                    raise ConfigError(f"{self.folder} has no dense part (build with --dense MODEL)")
+                parts.append(DenseRetriever(dense))
+        if not parts:
+            raise ConfigError("a pipeline needs at least one retriever")
+        base: Retriever = parts[0] if len(parts) == 1 else Hybrid(parts, config.fusion, config.depth)
+        if config.rerank:
+            base = Rerank(base, Reranker(config.rerank), self.texts, config.rerank.k)
+        if config.aggregate == "article":
+            parent_of = {d: v.get("parent_id") or d for d, v in self.docs.items()}
+            base = AggregateToArticle(base, parent_of, config.depth)
+        return base
+
+
+def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
+                source: dict | None = None, encoder=None,
+                progress: Callable[[int, int], None] | None = None) -> LexIndex:
+    """Index ``docs`` (dicts with id, contents, and optionally title, text, parent_id) into ``out_dir``."""
+    config = config or IndexBuildConfig()
+    if config.bm25 is None and config.dense is None:
+        raise ConfigError("nothing to build: enable BM25 and/or give a dense model")
+    ids = [d["id"] for d in docs]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("duplicate document ids in the index input")
+    contents = [d["contents"] for d in docs]
+    with atomic_dir(out_dir, overwrite=True) as tmp:
+        with open(tmp / "docs.jsonl", "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({k: d.get(k) for k in ("id", "title", "text", "contents", "parent_id")},
+                                   ensure_ascii=False) + "\n")
+        if config.bm25 is not None:
+            BM25Index(config.bm25).build(ids, contents).save(tmp / "bm25")
+        model_info = None
+        if config.dense is not None:
+            dense = DenseIndex(config.dense, encoder).build(ids, contents, progress=progress)
+            dense.save(tmp / "dense")
+            model_info = dense.model_info
+        write_json_atomic(tmp / "meta.json", make_meta(
+            "index", config=config.model_dump(mode="json"), inputs=source or {}, documents=len(docs),
+            dense_model=model_info))
+    return LexIndex.load(out_dir)
+
+
+def docs_from_chunks(chunks) -> list[dict]:
+    """Index input from ingest chunks."""
+    return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id}
+            for c in chunks]

@@ -1,0 +1,60 @@
+"""Cross-encoder reranking of a run's top-k (any HF sequence-classification folder, or one lextune trained)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from lextune.errors import MissingExtraError
+from lextune.runs import Run
+
+
+class RerankConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    k: int = 50
+    batch_size: int = 32
+    max_length: int = 512
+
+
+class Reranker:
+    """Scores (query, passage) pairs with a sentence-transformers CrossEncoder."""
+
+    def __init__(self, config: RerankConfig, device: str | None = None) -> None:
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError as exc:
+            raise MissingExtraError('reranking needs sentence-transformers: pip install "lextune[models]"') from exc
+        from lextune.models.resolve import resolve_model
+
+        self.config = config
+        resolved = resolve_model(config.model)
+        self.model = CrossEncoder(resolved.load_path, max_length=config.max_length, device=device)
+        if resolved.adapter:
+            self.model.load_adapter(resolved.adapter)
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        scores = self.model.predict(pairs, batch_size=self.config.batch_size, show_progress_bar=False,
+                                    convert_to_numpy=True)
+        return [float(s) for s in scores]
+
+    def rerank(self, queries: dict[str, str], run: Run, texts: dict[str, str], k: int | None = None) -> Run:
+        """Re-score the top ``k`` of each ranking; what lies below k keeps its order under the reranked."""
+        k = k or self.config.k
+        pairs, owners = [], []
+        out: Run = {}
+        for q, docs in run.items():
+            ranked = sorted(docs.items(), key=lambda kv: -kv[1])
+            head, tail = ranked[:k], ranked[k:]
+            for d, _ in head:
+                pairs.append((queries[q], texts[d]))
+                owners.append((q, d))
+            out[q] = {}
+            floor = -1e6
+            for i, (d, _) in enumerate(tail):
+                out[q][d] = floor - i
+        for (q, d), s in zip(owners, self.score(pairs), strict=True):
+            out[q][d] = s
+        return out
