@@ -1,0 +1,173 @@
+"""Retrieval engine: BM25 against hand-computed scores, dense index and its guard, fusion, rerank, CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lextune.cli.main import app
+from lextune.errors import ConfigError
+from lextune.index.bm25 import BM25Config, BM25Index
+from lextune.index.fusion import FusionConfig, fuse_runs
+from lextune.index.tokenize import TokenizerConfig, make_tokenizer
+
+WS = BM25Config(tokenizer=TokenizerConfig(kind="whitespace"))
+
+
+def test_kiwi_keeps_content_morphemes_and_drops_party_placeholders():
+    tok = make_tokenizer(TokenizerConfig(num_workers=0))
+    (tokens,) = tok(["갑이 을에게 전세보증금을 돌려받지 못한 경우"])
+    assert "보증금" in tokens and "전세" in tokens
+    assert "갑" not in tokens and "을" not in tokens and "이" not in tokens  # particles and placeholders
+    assert tok(["갑이 을에게"]) == [[]]
+
+
+def test_bm25_matches_hand_computed_lucene_scores():
+    docs = ["a b c", "a a d", "e f"]
+    index = BM25Index(WS).build(["d1", "d2", "d3"], docs)
+    run = index.search({"q": "a d"}, k=3)["q"]
+    n, avgdl, k1, b = 3, 8 / 3, 1.2, 0.75
+
+    def idf(df):
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def tf_part(tf, dl):  # Lucene's variant (Kamphuis et al. 2020): no (k1 + 1) factor
+        return tf / (tf + k1 * (1 - b + b * dl / avgdl))
+
+    expected_d1 = idf(2) * tf_part(1, 3)
+    expected_d2 = idf(2) * tf_part(2, 3) + idf(1) * tf_part(1, 3)
+    assert run["d2"] == pytest.approx(expected_d2, rel=1e-4)
+    assert run["d1"] == pytest.approx(expected_d1, rel=1e-4)
+    assert "d3" not in run  # zero scores are not hits
+
+
+def test_bm25_empty_and_unknown_queries_give_empty_rankings(tmp_path):
+    index = BM25Index().build(["x", "y"], ["금융회사는 이용자를 보호한다", "예금보험공사는 보험금을 지급한다"])
+    run = index.search({"empty": "", "stop": "갑이 을에게", "unknown": "블록체인", "ok": "보험금 지급"}, k=5)
+    assert run["empty"] == {} and run["stop"] == {} and run["unknown"] == {}
+    assert list(run["ok"]) == ["y"]
+    index.save(tmp_path / "bm25")
+    again = BM25Index.load(tmp_path / "bm25")
+    assert again.search({"ok": "보험금 지급"}, k=5) == {"ok": run["ok"]}
+    assert again.config.tokenizer.kind == "kiwi"
+
+
+def test_rrf_fusion_by_hand():
+    a = {"q": {"x": 3.0, "y": 2.0, "z": 1.0}}
+    b = {"q": {"y": 0.9, "w": 0.8}}
+    fused = fuse_runs([a, b], FusionConfig(method="rrf", rrf_k=60))["q"]
+    assert fused["y"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["x"] == pytest.approx(1 / 61)
+    assert max(fused, key=fused.get) == "y"
+    assert fuse_runs([{"q": {}}, {"q": {}}]) == {"q": {}}
+    only = fuse_runs([a, {"q": {}}])
+    assert only["q"].keys() == a["q"].keys()
+
+
+def test_weighted_sum_fusion_normalises():
+    a = {"q": {"x": 10.0, "y": 0.0}}
+    b = {"q": {"x": 0.0, "y": 1.0}}
+    fused = fuse_runs([a, b], FusionConfig(method="wsum", weights=[0.8, 0.2]))["q"]
+    assert fused["x"] == pytest.approx(0.8) and fused["y"] == pytest.approx(0.2)
+
+
+PASSAGES = {
+    "p1": "전자금융거래법 제9조 금융회사는 접근매체의 위조나 변조로 발생한 사고로 이용자에게 손해가 발생한 경우 그 손해를 배상할 책임을 진다.",
+    "p2": "예금자보호법 제32조 보험금의 지급한도는 5천만원으로 한다.",
+    "p3": "채권의 공정한 추심에 관한 법률 제9조 채권추심자는 야간에 채무자를 방문하여서는 아니 된다.",
+}
+
+
+@pytest.fixture(scope="module")
+def built_index(bundled_dir, tmp_path_factory):
+    from lextune.index import IndexBuildConfig, build_index
+    from lextune.index.dense import DenseConfig
+
+    docs = [{"id": k, "title": k, "text": v, "contents": v, "parent_id": None} for k, v in PASSAGES.items()]
+    out = tmp_path_factory.mktemp("idx") / "index"
+    return build_index(docs, out, IndexBuildConfig(dense=DenseConfig()))
+
+
+def test_dense_and_hybrid_pipelines(built_index, encoder):
+    from lextune.index import PipelineConfig
+
+    q = {"q": "은행이 망하면 예금은 얼마까지 보호되나요?"}
+    dense = built_index.pipeline(PipelineConfig(retrievers=["dense"]), encoder).search(q, k=3)["q"]
+    assert len(dense) == 3 and max(dense, key=dense.get) == "p2"
+    expected = encoder.encode_queries([q["q"]]) @ encoder.encode_passages([PASSAGES["p2"]]).T
+    assert dense["p2"] == pytest.approx(float(expected[0, 0]), abs=1e-4)
+    hybrid = built_index.pipeline(PipelineConfig(), encoder).search(q, k=2)["q"]
+    assert len(hybrid) == 2 and "p2" in hybrid
+    assert built_index.pipeline(PipelineConfig(), encoder).search({"e": ""}, k=2) == {"e": {}}
+
+
+def test_dense_index_refuses_another_model(built_index, bundled_dir):
+    from lextune.models.biencoder import BiEncoder
+
+    other = BiEncoder(bundled_dir, template="none", device="cpu")  # other settings -> other vectors
+    with pytest.raises(ConfigError, match="was built with model"):
+        built_index.dense(other)
+
+
+def test_embedding_cache_avoids_reencoding(encoder, monkeypatch):
+    from lextune.index.dense import encode_passages_cached
+
+    texts = ["캐시 시험 문장 하나", "캐시 시험 문장 둘"]
+    first = encode_passages_cached(encoder, texts)
+    monkeypatch.setattr(encoder, "encode_passages", lambda *a, **k: pytest.fail("re-encoded a cached passage"))
+    again = encode_passages_cached(encoder, list(reversed(texts)))
+    assert np.allclose(again, first[::-1])
+
+
+def test_rerank_reorders_the_top_k(built_index, bundled_dir):
+    from lextune.index.pipeline import Rerank
+    from lextune.index.rerank import RerankConfig, Reranker
+
+    reranker = Reranker(RerankConfig(model=str(bundled_dir), k=3), device="cpu")
+    base_run = {"q": {"p1": 3.0, "p2": 2.0, "p3": 1.0}}
+    queries = {"q": "보이스피싱 피해 배상"}
+    scores = dict(zip(["p1", "p2", "p3"], reranker.score([(queries["q"], PASSAGES[p]) for p in ["p1", "p2", "p3"]]), strict=True))
+    reranked = reranker.rerank(queries, base_run, PASSAGES)["q"]
+    assert reranked == pytest.approx(scores)
+
+    class Fixed:
+        def search(self, queries, k=10):
+            return base_run
+
+    top = Rerank(Fixed(), reranker, PASSAGES, k_rerank=2).search(queries, k=3)["q"]
+    assert set(list(top)[:2]) == {"p1", "p2"} and min(top, key=top.get) == "p3"  # below k keeps its place
+
+
+def test_article_aggregation():
+    from lextune.index.pipeline import AggregateToArticle
+
+    class Fixed:
+        def search(self, queries, k=10):
+            return {"q": {"L:a1:p1": 0.5, "L:a1:p2": 0.9, "L:a2": 0.7}}
+
+    agg = AggregateToArticle(Fixed(), {"L:a1:p1": "L:a1", "L:a1:p2": "L:a1"}).search({"q": "x"}, k=5)["q"]
+    assert agg == {"L:a1": 0.9, "L:a2": 0.7}
+
+
+def test_cli_index_build_and_search(bundled_dir, tmp_path):
+    from lextune.runs import read_trec_run
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["ingest", "src/lextune/data/laws/010910.json", "-o", str(tmp_path / "chunks"), "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["index", "build", "--chunks", str(tmp_path / "chunks"), "-o", str(tmp_path / "idx")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["search", "밤에 빚 독촉을 하면 불법인가요", "-i", str(tmp_path / "idx"), "-k", "3"])
+    assert res.exit_code == 0, res.output
+    assert "채권의 공정한 추심에 관한 법률" in res.output
+    (tmp_path / "q.jsonl").write_text('{"_id": "q1", "text": "채권추심자의 야간 방문"}\n', encoding="utf-8")
+    res = runner.invoke(app, ["search", "-i", str(tmp_path / "idx"), "--queries", str(tmp_path / "q.jsonl"),
+                              "--run-out", str(tmp_path / "run.trec"), "-k", "5"])
+    assert res.exit_code == 0, res.output
+    run = read_trec_run(tmp_path / "run.trec")
+    assert len(run["q1"]) == 5
+    res = runner.invoke(app, ["search", "질문", "-i", str(tmp_path / "idx"), "--mode", "dense"])
+    assert res.exit_code == 2 and "no dense part" in res.output
