@@ -18,6 +18,12 @@ Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
 
 
+def canonical_ranking(docs: dict[str, float]) -> dict[str, float]:
+    """Documents by descending score, ties broken by document id: evaluation does not depend on the
+    order a run happened to be built in."""
+    return dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def write_trec_run(run: Run, path: str | Path, tag: str = "lextune") -> None:
     """``qid Q0 docid rank score tag`` lines, ranks from 1 by descending score."""
     with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
@@ -27,9 +33,12 @@ def write_trec_run(run: Run, path: str | Path, tag: str = "lextune") -> None:
                 f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
 
 
-def read_trec_run(path: str | Path) -> Run:
-    """Read a TREC run file; a malformed line names the file and line."""
+def read_trec_run(path: str | Path, stats: dict[str, int] | None = None) -> Run:
+    """Read a TREC run file; a malformed line names the file and line. A document listed twice for a
+    query keeps its first score; ``stats["duplicates"]`` counts such lines."""
     run: Run = {}
+    if stats is not None:
+        stats.setdefault("duplicates", 0)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             parts = line.split()
@@ -41,7 +50,12 @@ def read_trec_run(path: str | Path) -> Run:
                 score = float(parts[4])
             except ValueError as exc:
                 raise InputFormatError(f"score {parts[4]!r} is not a number", path=str(path), line=lineno) from exc
-            run.setdefault(parts[0], {})[parts[2]] = score
+            docs = run.setdefault(parts[0], {})
+            if parts[2] in docs:
+                if stats is not None:
+                    stats["duplicates"] += 1
+                continue
+            docs[parts[2]] = score
     return run
 
 

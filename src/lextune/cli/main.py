@@ -7,6 +7,7 @@ import typer
 from lextune import __version__
 from lextune.cli import demo as demo_cmd
 from lextune.cli import embed as embed_cmd
+from lextune.cli import eval as eval_cmd
 from lextune.cli import index as index_cmd
 from lextune.cli import ingest as ingest_cmd
 from lextune.cli import models as models_cmd
@@ -22,6 +23,7 @@ app.add_typer(index_cmd.app, name="index")
 app.command("search")(index_cmd.search)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("embed")(embed_cmd.embed)
+app.command("eval")(eval_cmd.eval_cmd)
 app.command("demo")(demo_cmd.demo)
 
 

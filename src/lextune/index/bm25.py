@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ def _bm25s():
         import bm25s
     except ImportError as exc:
         raise MissingExtraError('BM25 needs bm25s: pip install "lextune[index]"') from exc
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
     return bm25s
 
 

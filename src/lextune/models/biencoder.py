@@ -206,7 +206,7 @@ class BiEncoder:
         return np.asarray(emb, dtype=np.float32)
 
     def _token_lengths(self, texts: list[str]) -> list[int]:
-        enc = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        enc = self.model.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in enc]
 
     def _encode_windows(self, items, long_idx, prefix, limit, batch_size, show_progress_bar) -> np.ndarray:

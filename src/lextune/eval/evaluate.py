@@ -1,0 +1,169 @@
+"""Evaluate one or several runs against qrels: metrics (overall and per query), paired significance
+tests and win/tie/loss counts, with a clear account of input that had to be ignored."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lextune.errors import InputFormatError, MissingExtraError
+from lextune.runs import Qrels, Run, canonical_ranking
+
+FAMILIES = ["hit_rate", "mrr", "map", "ndcg", "recall", "precision"]
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k_values: list[int] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 100])
+    families: list[str] = Field(default_factory=lambda: list(FAMILIES))
+    primary: str = "ndcg@10"
+    stat_test: str = "student"
+    max_p: float = 0.05
+    failure_rank: int = Field(1, description="A query fails when its first gold is ranked below this.")
+    failure_top_k: int = 10
+    candidate_depth: int = 100
+
+    def metric_names(self) -> list[str]:
+        names = [f"{f}@{k}" for f in self.families for k in self.k_values]
+        if self.primary not in names:
+            names.append(self.primary)
+        return names
+
+
+@dataclass
+class InputReport:
+    """What could not be used, counted so that nothing silently skews the averages."""
+
+    qrels_queries: int = 0
+    qrels_unknown_queries: int = 0  # judged queries absent from the query file (dropped)
+    qrels_unknown_docs: int = 0  # judgements naming documents absent from the corpus (kept, cannot be found)
+    queries_without_judgement: int = 0  # queries no qrels judge (not evaluated)
+    run_unknown_queries: dict[str, int] = field(default_factory=dict)  # run queries not judged (ignored)
+    run_empty_queries: dict[str, int] = field(default_factory=dict)  # judged queries a run left empty (score 0)
+    run_duplicate_docs: dict[str, int] = field(default_factory=dict)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.qrels_unknown_queries:
+            out.append(f"{self.qrels_unknown_queries} judged queries are not in the query file (dropped)")
+        if self.qrels_unknown_docs:
+            out.append(f"{self.qrels_unknown_docs} judgements name documents missing from the corpus (unfindable)")
+        if self.queries_without_judgement:
+            out.append(f"{self.queries_without_judgement} queries have no judgement (not evaluated)")
+        for name, n in self.run_unknown_queries.items():
+            if n:
+                out.append(f"{name}: {n} run queries are not judged (ignored)")
+        for name, n in self.run_empty_queries.items():
+            if n:
+                out.append(f"{name}: {n} judged queries have no results (scored 0, not dropped)")
+        for name, n in self.run_duplicate_docs.items():
+            if n:
+                out.append(f"{name}: {n} duplicate documents in the run file (first kept)")
+        return out
+
+
+@dataclass
+class EvalResult:
+    config: EvalConfig
+    systems: list[str]
+    overall: dict[str, dict[str, float]]  # system -> metric -> mean
+    per_query: dict[str, dict[str, dict[str, float]]]  # system -> metric -> qid -> value
+    significance: dict[str, dict[str, list[str]]]  # system -> metric -> systems it beats (p < max_p)
+    win_tie_loss: dict[str, dict[str, int]]  # system -> counts vs the first system on the primary metric
+    inputs: InputReport
+    queries: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config.model_dump(), "systems": self.systems, "overall": self.overall,
+            "significance": self.significance, "win_tie_loss": self.win_tie_loss, "inputs": asdict(self.inputs),
+            "warnings": self.inputs.warnings(), "queries": len(self.queries),
+        }
+
+
+def _ranx():
+    try:
+        import ranx
+    except ImportError as exc:
+        raise MissingExtraError('evaluation needs ranx: pip install "lextune[index]"') from exc
+    return ranx
+
+
+def clean_inputs(qrels: Qrels, runs: dict[str, Run], query_ids: set[str] | None = None,
+                 corpus_ids: set[str] | None = None,
+                 duplicates: dict[str, int] | None = None) -> tuple[Qrels, dict[str, Run], InputReport]:
+    """Align qrels and runs on the judged queries and count everything that was left out."""
+    report = InputReport(run_duplicate_docs=dict(duplicates or {}))
+    judged = {q: {d: r for d, r in docs.items()} for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    if query_ids is not None:
+        report.qrels_unknown_queries = sum(1 for q in judged if q not in query_ids)
+        judged = {q: d for q, d in judged.items() if q in query_ids}
+        report.queries_without_judgement = sum(1 for q in query_ids if q not in judged)
+    if corpus_ids is not None:
+        report.qrels_unknown_docs = sum(1 for docs in judged.values() for d in docs if d not in corpus_ids)
+    if not judged:
+        raise InputFormatError("no judged query left to evaluate (check that qrels and queries share ids)")
+    report.qrels_queries = len(judged)
+    aligned: dict[str, Run] = {}
+    for name, run in runs.items():
+        report.run_unknown_queries[name] = sum(1 for q in run if q not in judged)
+        report.run_empty_queries[name] = sum(1 for q in judged if not run.get(q))
+        aligned[name] = {q: dict(run.get(q) or {}) for q in judged}
+    return judged, aligned, report
+
+
+def evaluate(qrels: Qrels, runs: dict[str, Run], config: EvalConfig | None = None,
+             query_ids: set[str] | None = None, corpus_ids: set[str] | None = None,
+             duplicates: dict[str, int] | None = None) -> EvalResult:
+    """Metrics for every system; significance and win/tie/loss against the first system."""
+    config = config or EvalConfig()
+    if not runs:
+        raise InputFormatError("nothing to evaluate: give at least one run or pipeline")
+    ranx = _ranx()
+    judged, aligned, report = clean_inputs(qrels, runs, query_ids, corpus_ids, duplicates)
+    metrics = config.metric_names()
+    qids = list(judged)
+    rq = ranx.Qrels(judged)
+    ranx_runs = []
+    for name, run in aligned.items():
+        filled = {q: canonical_ranking(docs or {"__no_result__": 0.0}) for q, docs in run.items()}
+        ranx_runs.append(ranx.Run(filled, name=name))
+    overall: dict[str, dict[str, float]] = {}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for r in ranx_runs:
+        ranx.evaluate(rq, r, metrics, return_mean=False, make_comparable=True)
+        # ranx keeps per-query scores by query id on the run: no reliance on array order
+        per_query[r.name] = {m: {q: float(r.scores[m][q]) for q in qids} for m in metrics}
+        overall[r.name] = {m: float(sum(per_query[r.name][m].values()) / len(qids)) for m in metrics}
+    significance: dict[str, dict[str, list[str]]] = {r.name: {} for r in ranx_runs}
+    if len(ranx_runs) > 1:
+        report_obj = ranx.compare(rq, ranx_runs, metrics=metrics, stat_test=config.stat_test, max_p=config.max_p,
+                                  make_comparable=True)
+        comparisons = report_obj.comparisons
+        for a in report_obj.model_names:
+            for m in metrics:
+                better = []
+                for b in report_obj.model_names:
+                    if a == b:
+                        continue
+                    key = (a, b) if (a, b) in comparisons else (b, a)
+                    p = comparisons[key][m]["p_value"]
+                    if p < config.max_p and overall[a][m] > overall[b][m]:
+                        better.append(b)
+                significance[a][m] = better
+    base = ranx_runs[0].name
+    wtl: dict[str, dict[str, int]] = {}
+    for r in ranx_runs:
+        w = t = lo = 0
+        for q in qids:
+            a, b = per_query[r.name][config.primary][q], per_query[base][config.primary][q]
+            if a > b + 1e-12:
+                w += 1
+            elif b > a + 1e-12:
+                lo += 1
+            else:
+                t += 1
+        wtl[r.name] = {"win": w, "tie": t, "loss": lo}
+    return EvalResult(config, [r.name for r in ranx_runs], overall, per_query, significance, wtl, report, qids)
