@@ -11,6 +11,7 @@ from lextune.cli import eval as eval_cmd
 from lextune.cli import index as index_cmd
 from lextune.cli import ingest as ingest_cmd
 from lextune.cli import models as models_cmd
+from lextune.cli import synth as synth_cmd
 
 app = typer.Typer(
     name="lextune",
@@ -22,6 +23,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(index_cmd.app, name="index")
 app.command("search")(index_cmd.search)
 app.command("ingest")(ingest_cmd.ingest)
+app.command("synth")(synth_cmd.synth_cmd)
 app.command("embed")(embed_cmd.embed)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("demo")(demo_cmd.demo)

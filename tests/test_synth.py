@@ -1,0 +1,237 @@
+"""Synthetic queries: offline generators, filters, document split, and the LLM client against a real
+OpenAI-compatible HTTP server on loopback that misbehaves (429, 500, timeouts, malformed JSON)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lextune.cli.main import app
+from lextune.ingest import ingest, ingest_chunks
+from lextune.ingest.refs import resolve_refs
+from lextune.synth.filters import copy_ratio, filter_queries
+from lextune.synth.generators import SynthQuery, ict_queries, ref_queries, title_queries
+from lextune.synth.llm import LLMConfig, LLMQueryGenerator, parse_json_queries
+from lextune.synth.pipeline import SynthConfig, split_documents, synth
+
+FIX = Path(__file__).parent / "fixtures" / "ingest"
+LAW = FIX / "law_900001.json"
+
+
+@pytest.fixture(scope="module")
+def law_chunks():
+    chunks, _ = ingest_chunks([LAW])
+    return chunks
+
+
+def test_title_queries_cover_every_paragraph_of_the_article(law_chunks):
+    qs = {q.id: q for q in title_queries(law_chunks, random.Random(0))}
+    q = qs["title:900001:a2-2"]
+    assert q.positives == ["900001:a2-2:p1", "900001:a2-2:p2"]
+    assert "이용자 보호" in q.text and "테스트금융법" in q.text and q.generator == "title"
+
+
+def test_inverse_cloze_removes_the_sentence(law_chunks):
+    qs = {q.id: q for q in ict_queries(law_chunks, random.Random(0), remove_prob=1.0)}
+    q = qs["ict:900001:a2-2:p1"]
+    assert q.text in law_chunks[2].text
+    assert q.text not in q.metadata["positive_text"]
+    assert q.metadata["positive_text"].startswith(law_chunks[2].title)
+
+
+def test_citing_paragraphs_become_queries_for_what_they_cite(law_chunks):
+    edges, _ = resolve_refs(law_chunks)
+    qs = {q.id: q for q in ref_queries(law_chunks, random.Random(0), edges=edges)}
+    q = qs["ref:900001:a4:p1"]
+    assert q.positives == ["900001:a2-2:p1"]
+    assert "제2조의2" not in q.text and "위반한 경우" in q.text
+
+
+def test_filters():
+    qs = [SynthQuery("a", "설명의무 위반 시 손해배상", ["p"], "title", "1", "L"),
+          SynthQuery("b", "설명의무 위반 시 손해배상", ["p"], "title", "1", "L"),
+          SynthQuery("c", "설명의무  위반시 손해 배상!", ["p"], "title", "1", "L"),  # same once normalised
+          SynthQuery("n1", "금융회사가 설명의무를 위반하여 손해를 입힌 경우 배상 책임이 있는지 알고 싶습니다", ["p"], "llm", "1", "L"),
+          SynthQuery("n2", "금융회사가 설명의무를 위반하여 손해를 입힌 경우 배상 책임이 있는지 알고 싶어요", ["p"], "llm", "1", "L"),
+          SynthQuery("d", "짧음", ["p"], "title", "1", "L"),
+          SynthQuery("e", "금융회사는 이용자를 보호하여야 하며 이용자에게 고의가 있는 경우에는 그러하지 아니하다", ["p"], "llm", "1", "L")]
+    passages = {"p": "금융회사는 이용자를 보호하여야 하며 이용자에게 고의가 있는 경우에는 그러하지 아니하다."}
+    kept, stats = filter_queries(qs, passages)
+    assert [q.id for q in kept] == ["a", "n1"]
+    assert stats.dropped == {"exact duplicate": 2, "near duplicate": 1, "length": 1, "copies its passage": 1}
+    assert copy_ratio("abc", "xxabcxx") == 1.0
+    kept, stats = filter_queries(qs[:1], passages, round_trip=lambda batch: [False] * len(batch))
+    assert kept == [] and stats.dropped == {"round trip": 1}
+
+
+def test_split_by_document_never_by_row():
+    docs = [f"L{i}" for i in range(20)]
+    dev = split_documents(docs * 3, 0.2, seed=1)
+    assert len(dev) == 4 and dev <= set(docs)
+    assert split_documents(docs, 0.2, seed=1) == dev  # stable
+    assert split_documents(["only"], 0.5, seed=1) == set()
+
+
+def test_synth_cli_offline_writes_a_beir_dataset(tmp_path):
+    ingest([FIX / "law_900001.json", FIX / "admrule_777.json", Path("src/lextune/data/laws/010910.json")],
+           tmp_path / "chunks")
+    res = CliRunner().invoke(app, ["synth", "--chunks", str(tmp_path / "chunks"), "--out", str(tmp_path / "q"),
+                                   "--generator", "title", "--generator", "ict", "--generator", "refs",
+                                   "--set", "dev_fraction=0.4"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "q"
+    queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
+    assert {q["generator"] for q in queries} == {"title", "ict", "refs"}
+    train_docs = {q["source_doc"] for q in queries if q["split"] == "train"}
+    dev_docs = {q["source_doc"] for q in queries if q["split"] == "dev"}
+    assert train_docs and dev_docs and not train_docs & dev_docs
+    qrels = (out / "qrels" / "train.tsv").read_text().splitlines()
+    assert qrels[0] == "query-id\tcorpus-id\tscore" and len(qrels) > 10
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["type"] == "queries" and meta["summary"]["kept"]
+    from lextune.runs import load_beir
+
+    ds = load_beir(out, split="dev")
+    assert ds.qrels and set(ds.qrels) <= set(ds.queries)
+
+
+# -- the LLM backend, against a real server on loopback -------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    script: list[str] = []
+    calls: list[dict] = []
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.lock:
+            self.calls.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            action = self.script.pop(0) if self.script else "ok"
+        if action == "429":
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+            return
+        if action == "500":
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"boom")
+            return
+        if action == "slow":
+            time.sleep(1.5)
+        if action == "400":
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b'{"error": "bad model"}')
+            return
+        user = body["messages"][-1]["content"]
+        title = user.split("[조문]\n", 1)[1].split("\n", 1)[0]
+        if action == "garbage":
+            content = "I cannot answer that."
+        elif action == "fenced":
+            content = f'```json\n[{{"style": "lay", "query": "{title} 상황 질문"}}, {{"style": "expert", "query": "{title} 요건",}},]\n```'
+        elif action == "bullets":
+            content = f"- {title} 질문 하나\n- {title} 질문 둘\n- {title} 키워드"
+        else:
+            items = [{"style": s, "query": f"{title} {s} 질의"} for s in ("lay", "expert", "keyword")]
+            content = json.dumps(items, ensure_ascii=False)
+        payload = {"choices": [{"message": {"role": "assistant", "content": content}}],
+                   "usage": {"prompt_tokens": 100, "completion_tokens": 20}}
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # the client gave up on a slow answer: expected
+        pass
+
+
+@pytest.fixture
+def server():
+    _Handler.script = []
+    _Handler.calls = []
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def _cfg(url: str, **kw) -> LLMConfig:
+    base = {"base_url": url, "model": "test-model", "api_key_env": "LEXTUNE_TEST_KEY", "concurrency": 2,
+            "timeout_s": 0.5, "backoff_s": 0.01, "max_retries": 4, "price_per_1k_prompt": 0.5,
+            "price_per_1k_completion": 1.0}
+    return LLMConfig(**(base | kw))
+
+
+def test_llm_survives_429_500_timeouts_and_malformed_json(server, law_chunks, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEXTUNE_TEST_KEY", "sk-test")
+    _Handler.script = ["429", "500", "slow", "fenced", "garbage", "bullets"]
+    gen = LLMQueryGenerator(_cfg(server), cache_path=tmp_path / "cache.jsonl")
+    queries = gen.generate(law_chunks)
+    by_chunk: dict[str, list[SynthQuery]] = {}
+    for q in queries:
+        by_chunk.setdefault(q.positives[0], []).append(q)
+    assert set(by_chunk) == {c.id for c in law_chunks}  # every chunk got queries in the end
+    assert all(1 <= len(v) <= 3 for v in by_chunk.values())
+    s = gen.stats
+    assert s.retries >= 3 and s.unparseable >= 1 and s.failed_chunks == 0
+    assert s.prompt_tokens == 100 * (s.requests - 4) or s.prompt_tokens > 0
+    assert gen.stats.cost(gen.config) == pytest.approx(s.prompt_tokens / 1000 * 0.5 + s.completion_tokens / 1000 * 1.0)
+    assert _Handler.calls[0]["auth"] == "Bearer sk-test" and _Handler.calls[0]["path"] == "/v1/chat/completions"
+    assert {q.metadata["style"] for q in queries} <= {"lay", "expert", "keyword"}
+    gen.close()
+    # a rerun costs nothing: every chunk comes from the cache
+    before = len(_Handler.calls)
+    again = LLMQueryGenerator(_cfg(server), cache_path=tmp_path / "cache.jsonl")
+    assert [q.text for q in again.generate(law_chunks)] == [q.text for q in queries]
+    assert len(_Handler.calls) == before and again.stats.cached == len(law_chunks)
+
+
+def test_llm_resumes_after_a_crash_and_reports_hard_failures(server, law_chunks, tmp_path):
+    cache = tmp_path / "cache.jsonl"
+    gen = LLMQueryGenerator(_cfg(server, api_key_env=None), cache_path=cache)
+    gen.generate(law_chunks[:3])
+    with open(cache, "a", encoding="utf-8") as f:
+        f.write('{"key": "cut-by-a-cra')  # the line a crash left half-written
+    calls = len(_Handler.calls)
+    gen2 = LLMQueryGenerator(_cfg(server, api_key_env=None), cache_path=cache)
+    gen2.generate(law_chunks)
+    assert len(_Handler.calls) - calls == len(law_chunks) - 3  # only the missing chunks were asked
+    _Handler.script = ["400"] * 50
+    gen3 = LLMQueryGenerator(_cfg(server, api_key_env=None))
+    from lextune.synth.llm import LLMError
+
+    with pytest.raises(LLMError, match="every request failed"):
+        gen3.generate(law_chunks[:2])
+
+
+def test_parse_json_repairs():
+    assert parse_json_queries('{"queries": [{"query": "가"}, "나"]}') == [{"style": None, "query": "가"},
+                                                                          {"style": None, "query": "나"}]
+    assert parse_json_queries("1. 첫째 질문\n2) 둘째 질문") == [{"style": None, "query": "첫째 질문"},
+                                                                 {"style": None, "query": "둘째 질문"}]
+    with pytest.raises(ValueError):
+        parse_json_queries("")
+
+
+def test_synth_with_llm_generator_end_to_end(server, tmp_path):
+    ingest([LAW], tmp_path / "chunks")
+    cfg = SynthConfig(generators=["llm"], llm=_cfg(server, api_key_env=None), dev_fraction=0.0)
+    summary = synth(tmp_path / "chunks", tmp_path / "q", cfg)
+    assert summary.kept["llm"] > 0 and summary.llm["requests"] >= 7 and summary.llm["cost"] > 0
+    rec = json.loads((tmp_path / "q" / "queries.jsonl").read_text().splitlines()[0])
+    assert rec["generator"] == "llm" and rec["version"] == "ko-v1" and rec["metadata"]["model"] == "test-model"
