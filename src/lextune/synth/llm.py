@@ -9,6 +9,7 @@ crashed run resumes; token and cost accounting.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -214,10 +215,8 @@ class LLMQueryGenerator:
                 if resp.status_code == 429 or resp.status_code >= 500:
                     retry_after = resp.headers.get("retry-after")
                     if retry_after:
-                        try:
+                        with contextlib.suppress(ValueError):  # an HTTP date: keep our own backoff
                             delay = max(delay, float(retry_after))
-                        except ValueError:
-                            pass
                 else:
                     raise LLMError(f"{last}: {resp.text[:300]}")
             if attempt < c.max_retries:
