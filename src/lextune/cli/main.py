@@ -10,6 +10,7 @@ from lextune.cli import embed as embed_cmd
 from lextune.cli import eval as eval_cmd
 from lextune.cli import index as index_cmd
 from lextune.cli import ingest as ingest_cmd
+from lextune.cli import mine as mine_cmd
 from lextune.cli import models as models_cmd
 from lextune.cli import synth as synth_cmd
 
@@ -24,6 +25,7 @@ app.add_typer(index_cmd.app, name="index")
 app.command("search")(index_cmd.search)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("synth")(synth_cmd.synth_cmd)
+app.command("mine")(mine_cmd.mine_cmd)
 app.command("embed")(embed_cmd.embed)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("demo")(demo_cmd.demo)

@@ -1,0 +1,250 @@
+"""Hybrid hard-negative mining with false-negative control.
+
+Candidates are the union of BM25 top-N and dense top-N for each training query. They are scored on one
+scale (dense cosine by default, or a cross-encoder), then negatives are chosen (top after skipping the
+first ranks, or sampled from a rank range, mixed with random negatives). Likely false negatives are
+dropped first: the positives themselves, optionally their sibling provisions (same article) and the
+provisions linked to them by cross-references, and any candidate scoring above ``max_score_ratio`` of
+the positive's score (positive-aware, as in NV-Retriever) or within ``min_margin`` of it. Every drop is
+counted by reason. Work is appended per batch, so a crashed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from lextune.artifacts import make_meta, write_json_atomic
+from lextune.errors import ConfigError, InputFormatError
+from lextune.index.rerank import RerankConfig
+from lextune.jsonl import iter_jsonl
+from lextune.runs import read_qrels
+
+
+class MineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bm25_depth: int = 50
+    dense_depth: int = 50
+    scorer: Literal["dense", "reranker"] = "dense"
+    reranker: RerankConfig | None = None
+    n_negatives: int = Field(7, ge=1)
+    selection: Literal["top", "range"] = "top"
+    skip_top: int = Field(0, ge=0, description="With 'top': ignore this many best candidates first.")
+    range_start: int = 10
+    range_end: int = 50
+    random_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of negatives drawn from the whole corpus.")
+    exclude_siblings: bool = True
+    exclude_cited: bool = True
+    max_score_ratio: float | None = Field(0.95, description="Drop candidates above this share of the positive's score.")
+    min_margin: float | None = Field(None, description="Drop candidates within this absolute margin of the positive.")
+    batch_size: int = 256
+    seed: int = 13
+
+
+@dataclass
+class MineSummary:
+    queries: int = 0
+    records: int = 0
+    resumed: int = 0
+    skipped_no_negative: int = 0
+    candidates: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    pos_scores: list[float] = field(default_factory=list)
+    neg_scores: list[float] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: {"bm25": 0.0, "dense": 0.0, "rerank": 0.0, "total": 0.0})
+
+    def to_dict(self) -> dict:
+        def dist(xs: list[float]) -> dict:
+            if not xs:
+                return {}
+            a = np.asarray(xs)
+            return {"n": len(a), "mean": float(a.mean()), "p10": float(np.percentile(a, 10)),
+                    "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90))}
+        return {"queries": self.queries, "records": self.records, "resumed": self.resumed,
+                "skipped_no_negative": self.skipped_no_negative, "candidates": self.candidates,
+                "dropped": dict(self.dropped), "pos_score": dist(self.pos_scores), "neg_score": dist(self.neg_scores),
+                "seconds": self.seconds}
+
+
+def load_training_queries(folder: str | Path, split: str = "train") -> tuple[dict[str, str], dict[str, list[str]], dict[str, dict]]:
+    """Queries, their positives and metadata from a synth output folder (BEIR layout)."""
+    folder = Path(folder)
+    qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
+    texts: dict[str, str] = {}
+    meta: dict[str, dict] = {}
+    for lineno, obj in iter_jsonl(folder / "queries.jsonl"):
+        qid = str(obj.get("_id", obj.get("id")))
+        if "text" not in obj:
+            raise InputFormatError("missing field", path=str(folder / "queries.jsonl"), line=lineno, field="text")
+        texts[qid] = obj["text"]
+        meta[qid] = obj.get("metadata") or {}
+    positives = {q: [d for d, r in docs.items() if r > 0] for q, docs in qrels.items() if q in texts}
+    return {q: texts[q] for q in positives}, positives, meta
+
+
+def _neighbours(refs_path: Path | None) -> dict[str, set[str]]:
+    links: dict[str, set[str]] = {}
+    if refs_path and refs_path.is_file():
+        for line in refs_path.read_text(encoding="utf-8").splitlines():
+            if line:
+                e = json.loads(line)
+                links.setdefault(e["source"], set()).add(e["target"])
+                links.setdefault(e["target"], set()).add(e["source"])
+    return links
+
+
+def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, config: MineConfig | None = None,
+         refs: str | Path | None = None, split: str = "train",
+         progress: Callable[[int, int], None] | None = None) -> MineSummary:
+    """Write ``{query, pos, neg, pos_scores, neg_scores}`` records for every training query."""
+    from lextune.index import LexIndex
+    from lextune.index.rerank import Reranker
+
+    config = config or MineConfig()
+    start = time.perf_counter()
+    rng = random.Random(config.seed)
+    index = LexIndex.load(index_dir)
+    queries, positives, qmeta = load_training_queries(queries_dir, split)
+    if not queries:
+        raise ConfigError(f"{queries_dir}: no {split} queries with positives")
+    dense = index.dense()
+    if config.scorer == "dense" and dense is None:
+        raise ConfigError("scorer 'dense' needs an index with a dense part (or use scorer: reranker)")
+    reranker = Reranker(config.reranker) if config.scorer == "reranker" and config.reranker else None
+    if config.scorer == "reranker" and reranker is None:
+        raise ConfigError("scorer 'reranker' needs a reranker section (model)")
+    parent = {d: (v.get("parent_id") or d) for d, v in index.docs.items()}
+    siblings: dict[str, set[str]] = {}
+    for d, p in parent.items():
+        siblings.setdefault(p, set()).add(d)
+    links = _neighbours(Path(refs) if refs else Path(index.meta.get("inputs", {}).get("chunks", "")) / "refs.jsonl")
+    all_ids = list(index.docs)
+    dense_pos = {d: i for i, d in enumerate(dense.ids)} if dense is not None else {}
+
+    out_path = Path(out_path)
+    partial = out_path.with_name(out_path.name + ".partial")
+    done: set[str] = set()
+    summary = MineSummary(queries=len(queries))
+    if partial.is_file():
+        good: list[str] = []
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                done.add(json.loads(line)["query_id"])
+                good.append(line)
+            except (json.JSONDecodeError, KeyError):
+                continue  # a record a crash cut short: mined again
+        partial.write_text("".join(f"{line}\n" for line in good), encoding="utf-8")
+        summary.resumed = len(done)
+    todo = [q for q in queries if q not in done]
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "a", encoding="utf-8") as sink:
+        for b in range(0, len(todo), config.batch_size):
+            batch = {q: queries[q] for q in todo[b : b + config.batch_size]}
+            cands: dict[str, set[str]] = {q: set() for q in batch}
+            t = time.perf_counter()
+            if index.bm25 is not None and config.bm25_depth:
+                for q, docs in index.bm25.search(batch, config.bm25_depth).items():
+                    cands[q].update(docs)
+            summary.seconds["bm25"] += time.perf_counter() - t
+            t = time.perf_counter()
+            qvecs = None
+            if dense is not None:
+                qids = list(batch)
+                qvecs = dense.encoder.encode_queries([batch[q] for q in qids])
+                if config.dense_depth:
+                    for q, docs in dense.search_vectors(qids, qvecs, config.dense_depth).items():
+                        cands[q].update(docs)
+                qvec_of = dict(zip(qids, qvecs, strict=True))
+            summary.seconds["dense"] += time.perf_counter() - t
+            for qid, text in batch.items():
+                pos = positives[qid]
+                pool = sorted(cands[qid] - set(pos))
+                banned = set(pos)  # never a negative, not even a random one
+                summary.candidates += len(pool)
+                summary.dropped["is a positive"] += len(cands[qid] & set(pos))
+                if config.exclude_siblings:
+                    sib = set().union(*(siblings.get(parent.get(p, p), set()) for p in pos)) - set(pos)
+                    summary.dropped["sibling of a positive"] += sum(1 for c in pool if c in sib)
+                    pool = [c for c in pool if c not in sib]
+                    banned |= sib
+                if config.exclude_cited:
+                    near = set().union(*(links.get(p, set()) | links.get(parent.get(p, p), set()) for p in pos))
+                    near |= {d for n in near for d in siblings.get(n, set())}
+                    summary.dropped["linked by a reference"] += sum(1 for c in pool if c in near)
+                    pool = [c for c in pool if c not in near]
+                    banned |= near
+                scored_ids = pos + pool
+                t = time.perf_counter()
+                if reranker is not None:
+                    texts = [qmeta[qid].get("positive_text") if i < len(pos) and qmeta[qid].get("positive_text")
+                             else index.docs[d]["contents"] for i, d in enumerate(scored_ids)]
+                    scores = reranker.score([(text, x) for x in texts])
+                    summary.seconds["rerank"] += time.perf_counter() - t
+                else:
+                    vecs = np.stack([dense.index.reconstruct(dense_pos[d]) for d in scored_ids])
+                    scores = (vecs @ qvec_of[qid]).tolist()
+                pos_scores = scores[: len(pos)]
+                cand_scores = dict(zip(pool, scores[len(pos):], strict=True))
+                ref = min(pos_scores) if pos_scores else None
+                kept = []
+                for c in sorted(pool, key=lambda x: -cand_scores[x]):
+                    s = cand_scores[c]
+                    if ref is not None and config.max_score_ratio is not None and ref > 0 and s > config.max_score_ratio * ref:
+                        summary.dropped["scores near the positive (ratio)"] += 1
+                        banned.add(c)
+                        continue
+                    if ref is not None and config.min_margin is not None and s > ref - config.min_margin:
+                        summary.dropped["scores near the positive (margin)"] += 1
+                        banned.add(c)
+                        continue
+                    kept.append(c)
+                n_random = int(round(config.n_negatives * config.random_ratio))
+                n_hard = config.n_negatives - n_random
+                if config.selection == "top":
+                    hard = kept[config.skip_top : config.skip_top + n_hard]
+                else:
+                    window = kept[config.range_start : config.range_end] or kept
+                    hard = rng.sample(window, min(n_hard, len(window)))
+                    hard.sort(key=lambda x: -cand_scores[x])
+                exclude = banned | set(hard)
+                rand: list[str] = []
+                while len(rand) < n_random and len(exclude) < len(all_ids):
+                    c = rng.choice(all_ids)
+                    if c not in exclude:
+                        rand.append(c)
+                        exclude.add(c)
+                negs = hard + rand
+                if not negs:
+                    summary.skipped_no_negative += 1
+                    continue
+                neg_scores = [cand_scores.get(c) for c in hard] + [None] * len(rand)
+                rec = {"query_id": qid, "query": text, "pos": pos, "neg": negs,
+                       "pos_scores": [float(s) for s in pos_scores],
+                       "neg_scores": [None if s is None else float(s) for s in neg_scores],
+                       "neg_kinds": ["hard"] * len(hard) + ["random"] * len(rand)}
+                if qmeta[qid].get("positive_text"):
+                    rec["pos_text"] = qmeta[qid]["positive_text"]
+                sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                summary.records += 1
+                summary.pos_scores.extend(rec["pos_scores"])
+                summary.neg_scores.extend(s for s in rec["neg_scores"] if s is not None)
+            sink.flush()
+            if progress:
+                progress(min(len(todo), b + config.batch_size), len(todo))
+    summary.records += summary.resumed
+    partial.replace(out_path)
+    summary.seconds["total"] = time.perf_counter() - start
+    write_json_atomic(out_path.with_name(out_path.stem + ".meta.json"),
+                      make_meta("training_examples", config=config.model_dump(mode="json"),
+                                inputs={"queries": str(queries_dir), "index": str(index_dir)}, summary=summary.to_dict()))
+    return summary
