@@ -31,6 +31,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
 def percentiles(xs: list[float]) -> dict[str, float]:
     a = np.asarray(xs) * 1000
     return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean())}
@@ -63,12 +69,26 @@ def main() -> None:
     picks = rng.sample(range(len(chunks)), args.queries)
     queries = [chunks[i].text.split("\n")[0][:60] for i in picks]
 
-    base_rss = rss_mb()
+    growth = {}
+    batch = {str(i): q for i, q in enumerate(queries)}
+    for size in sorted({min(16_463, len(ids)), min(100_000, len(ids))}):
+        t = time.perf_counter()
+        small = BM25Index(BM25Config()).build(ids[:size], texts[:size])
+        build = time.perf_counter() - t
+        t = time.perf_counter()
+        small.search(batch, 100)
+        growth[size] = {"build_s": build, "top100_all_queries_s": time.perf_counter() - t}
+        print(f"BM25 at {size} chunks: build {build:.0f} s, top-100 for {len(batch)} queries {growth[size]['top100_all_queries_s']:.1f} s")
+        del small
+    base_rss = current_rss_mb()
     t = time.perf_counter()
     bm25 = BM25Index(BM25Config()).build(ids, texts)
     bm25_build = time.perf_counter() - t
-    bm25_rss = rss_mb()
-    print(f"BM25 build {bm25_build:.0f} s, peak rss {bm25_rss:.0f} MB (before {base_rss:.0f} MB)")
+    bm25_rss = current_rss_mb()
+    t = time.perf_counter()
+    bm25.search(batch, 100)
+    growth[len(ids)] = {"build_s": bm25_build, "top100_all_queries_s": time.perf_counter() - t}
+    print(f"BM25 build {bm25_build:.0f} s, rss {bm25_rss:.0f} MB after vs {base_rss:.0f} MB before (index ~{bm25_rss - base_rss:.0f} MB)")
     lat = []
     for i, q in enumerate(queries):
         t = time.perf_counter()
@@ -107,7 +127,9 @@ def main() -> None:
     result = {
         "benchmark": "retrieval_scale", "date": time.strftime("%Y-%m-%d"), "chunks": len(ids),
         "ingest_s": ingest_s, "queries": args.queries,
-        "bm25": {"build_s": bm25_build, "peak_rss_mb": bm25_rss, "rss_before_mb": base_rss, **bm25_lat},
+        "bm25": {"build_s": bm25_build, "rss_after_mb": bm25_rss, "rss_before_mb": base_rss,
+                 "index_mb_estimate": bm25_rss - base_rss, **bm25_lat},
+        "bm25_growth": growth,
         "dense": {"vectors": "real koblex-fulllaw-dev embeddings tiled with N(0, 0.02) noise, renormalised",
                   "real_vectors": len(real), "dim": int(tiled.shape[1]), "build_s": dense_build, **dense_lat},
     }

@@ -13,6 +13,7 @@ from lextune.cli import ingest as ingest_cmd
 from lextune.cli import mine as mine_cmd
 from lextune.cli import models as models_cmd
 from lextune.cli import synth as synth_cmd
+from lextune.cli import train as train_cmd
 
 app = typer.Typer(
     name="lextune",
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(index_cmd.app, name="index")
+app.add_typer(train_cmd.app, name="train")
 app.command("search")(index_cmd.search)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("synth")(synth_cmd.synth_cmd)

@@ -1,0 +1,42 @@
+"""``lextune train biencoder``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lextune.cli.common import out, setup_logging, user_errors
+
+app = typer.Typer(help="Fine-tune embedders (and rerankers).", no_args_is_help=True)
+
+
+@app.command("biencoder")
+def biencoder(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML BiEncoderTrainConfig (or its 'train' section)."),
+    overrides: list[str] = typer.Option([], "--set", help="e.g. --set learning_rate=1e-5 --set lora.r=8"),
+    train_file: str | None = typer.Option(None, "--train", help="train.jsonl from `lextune mine`."),
+    corpus: str | None = typer.Option(None, "--corpus", help="Index or ingest folder holding the passage texts."),
+    output_dir: str | None = typer.Option(None, "--out", "-o"),
+    base_model: str | None = typer.Option(None, "--model", "-m"),
+    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter instead of all weights."),
+) -> None:
+    """Fine-tune a bi-encoder on mined training records (InfoNCE, full or LoRA)."""
+    setup_logging()
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.train import BiEncoderTrainConfig, train_biencoder
+
+        values = {"train_file": train_file, "corpus": corpus, "output_dir": output_dir, "base_model": base_model}
+        if lora:
+            values["lora"] = {}
+        section = None
+        if config is not None:
+            import yaml
+
+            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+            section = "train" if isinstance(data, dict) and isinstance(data.get("train"), dict) else None
+        cfg = load_config(BiEncoderTrainConfig, config, overrides, section=section, **values)
+        summary = train_biencoder(cfg)
+    out.print(f"trained {summary['steps']} steps on {summary['examples']} examples in {summary['seconds']:.0f} s "
+              f"(loss {summary['train_loss']:.4f}, {summary['samples_per_second'] or 0:.2f} samples/s) -> {cfg.output_dir}")
