@@ -58,3 +58,17 @@ def verify_bundled(
         out.print("[red]parity below the bar (tokens >= 99.9%, mean cosine >= 0.999, min >= 0.99)[/]")
         raise typer.Exit(1)
     out.print("[green]parity OK[/]")
+
+
+@app.command("merge")
+def merge(
+    adapter: Path = typer.Argument(..., help="A LoRA adapter folder (bi-encoder or reranker)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Plain model folder to write."),
+) -> None:
+    """Fold an adapter into its base model and export a plain model folder."""
+    setup_logging()
+    with user_errors():
+        from lextune.train import merge_adapter
+
+        path = merge_adapter(adapter, out_dir)
+    out.print(f"merged {adapter} -> {path}")

@@ -40,3 +40,31 @@ def biencoder(
         summary = train_biencoder(cfg)
     out.print(f"trained {summary['steps']} steps on {summary['examples']} examples in {summary['seconds']:.0f} s "
               f"(loss {summary['train_loss']:.4f}, {summary['samples_per_second'] or 0:.2f} samples/s) -> {cfg.output_dir}")
+
+
+@app.command("reranker")
+def reranker(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML RerankerTrainConfig."),
+    overrides: list[str] = typer.Option([], "--set", help="e.g. --set loss=pairwise --set n_negatives=7"),
+    train_file: str | None = typer.Option(None, "--train"),
+    corpus: str | None = typer.Option(None, "--corpus"),
+    output_dir: str | None = typer.Option(None, "--out", "-o"),
+    base_model: str | None = typer.Option(None, "--model", "-m"),
+    lora: bool = typer.Option(False, "--lora"),
+    qlora: bool = typer.Option(False, "--qlora", help="4-bit base through bitsandbytes (CUDA only)."),
+) -> None:
+    """Fine-tune a cross-encoder reranker (listwise, pairwise or pointwise; full, LoRA or QLoRA)."""
+    setup_logging()
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.train import RerankerTrainConfig, train_reranker
+
+        values = {"train_file": train_file, "corpus": corpus, "output_dir": output_dir, "base_model": base_model}
+        if lora or qlora:
+            values["lora"] = {}
+        if qlora:
+            values["qlora"] = True
+        cfg = load_config(RerankerTrainConfig, config, overrides, **values)
+        summary = train_reranker(cfg)
+    out.print(f"trained reranker: {summary['steps']} steps on {summary['rows']} lists in {summary['seconds']:.0f} s "
+              f"(loss {summary['train_loss']:.4f}) -> {cfg.output_dir}")

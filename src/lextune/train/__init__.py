@@ -1,5 +1,6 @@
-"""Fine-tuning of bi-encoders (and, later, cross-encoder rerankers)."""
+"""Fine-tuning of bi-encoders and cross-encoder rerankers (full, LoRA, QLoRA on CUDA)."""
 
 from lextune.train.biencoder import BiEncoderTrainConfig, train_biencoder
+from lextune.train.reranker import RerankerTrainConfig, merge_adapter, train_reranker
 
-__all__ = ["BiEncoderTrainConfig", "train_biencoder"]
+__all__ = ["BiEncoderTrainConfig", "RerankerTrainConfig", "merge_adapter", "train_biencoder", "train_reranker"]

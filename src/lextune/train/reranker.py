@@ -1,0 +1,191 @@
+"""Fine-tune a cross-encoder reranker on mined records with sentence-transformers' cross-encoder trainer.
+
+Losses: listwise cross-entropy over 1 positive + n negatives (ListNet), pairwise (RankNet), or pointwise
+binary cross-entropy. Negatives are re-sampled from each record's mined pool for every epoch, hard and
+random mixed at a set ratio. Full fine-tuning, LoRA (the classification head is trained and saved with
+the adapter), or QLoRA in 4 bits through bitsandbytes on CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
+from lextune.config import save_config
+from lextune.errors import ConfigError, MissingExtraError
+from lextune.train.biencoder import LoraSettings, _load_texts
+
+
+class RerankerTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = "bundled:multilingual-e5-small"
+    train_file: str
+    corpus: str
+    output_dir: str
+    loss: Literal["listwise", "pairwise", "pointwise"] = "listwise"
+    n_negatives: int = Field(3, ge=1)
+    random_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of each epoch's negatives drawn at random.")
+    epochs: int = 1
+    max_steps: int = -1
+    batch_size: int = 8
+    learning_rate: float = 2e-5
+    max_length: int = 256
+    lora: LoraSettings | None = None
+    qlora: bool = Field(False, description="4-bit base weights through bitsandbytes (CUDA only).")
+    seed: int = 13
+    logging_steps: int = 10
+    device: str | None = None
+
+
+def epoch_rows(records: list[dict], texts: dict[str, str], cfg: RerankerTrainConfig, epoch: int) -> list[dict]:
+    """One epoch of (query, docs, labels) lists: the positive first, then freshly sampled negatives."""
+    rng = random.Random(cfg.seed * 1000 + epoch)
+    ids = list(texts)
+    rows = []
+    for rec in records:
+        pos = [p for p in rec.get("pos", []) if p in texts]
+        hard = [n for n in rec.get("neg", []) if n in texts]
+        if not pos or not hard:
+            continue
+        n_rand = int(round(cfg.n_negatives * cfg.random_ratio))
+        chosen = rng.sample(hard, min(len(hard), cfg.n_negatives - n_rand))
+        banned = set(pos) | set(rec.get("neg", []))
+        while len(chosen) < cfg.n_negatives and len(banned) < len(ids):
+            c = rng.choice(ids)
+            if c not in banned:
+                chosen.append(c)
+                banned.add(c)
+        docs = [rec.get("pos_text") or texts[rng.choice(pos)]] + [texts[c] for c in chosen]
+        rows.append({"query": rec["query"], "docs": docs, "labels": [1] + [0] * (len(docs) - 1)})
+    return rows
+
+
+def _dataset(rows: list[dict], loss: str):
+    from datasets import Dataset
+
+    if loss == "pointwise":
+        flat = {"query": [], "doc": [], "label": []}
+        for r in rows:
+            for d, lab in zip(r["docs"], r["labels"], strict=True):
+                flat["query"].append(r["query"])
+                flat["doc"].append(d)
+                flat["label"].append(float(lab))
+        return Dataset.from_dict(flat)
+    return Dataset.from_dict({"query": [r["query"] for r in rows], "docs": [r["docs"] for r in rows],
+                              "labels": [r["labels"] for r in rows]})
+
+
+def load_cross_encoder(cfg: RerankerTrainConfig):
+    from sentence_transformers import CrossEncoder
+
+    from lextune.models.resolve import resolve_model
+
+    resolved = resolve_model(cfg.base_model)
+    kwargs: dict = {}
+    if cfg.qlora:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); on CPU use lora without qlora")
+        try:
+            from transformers import BitsAndBytesConfig
+        except ImportError as exc:  # pragma: no cover
+            raise MissingExtraError('QLoRA needs bitsandbytes: pip install "lextune[gpu]"') from exc
+        kwargs["model_kwargs"] = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                                           bnb_4bit_compute_dtype=torch.bfloat16)}
+        if cfg.lora is None:
+            raise ConfigError("qlora trains a LoRA adapter: add a lora section")
+    model = CrossEncoder(resolved.load_path, num_labels=1, max_length=cfg.max_length, device=cfg.device, **kwargs)
+    if cfg.lora:
+        from peft import LoraConfig, TaskType
+
+        model.add_adapter(LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules, modules_to_save=["classifier", "pooler"]))
+    return model, resolved
+
+
+def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dict:
+    """Train a reranker and save it (model folder, or adapter with its head) into ``output_dir``.
+    With ``keep_model`` the trained CrossEncoder is returned under ``summary["model"]`` (not saved)."""
+    try:
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+        from sentence_transformers.cross_encoder import losses as ce_losses
+    except ImportError as exc:
+        raise MissingExtraError('training needs sentence-transformers: pip install "lextune[train]"') from exc
+    start = time.perf_counter()
+    texts = _load_texts(cfg.corpus)
+    with open(cfg.train_file, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    rows = [r for e in range(cfg.epochs) for r in epoch_rows(records, texts, cfg, e)]  # new negatives each epoch
+    if not rows:
+        raise ConfigError(f"{cfg.train_file}: no record with a positive and a negative in {cfg.corpus}")
+    model, resolved = load_cross_encoder(cfg)
+    loss = {"listwise": lambda m: ce_losses.ListNetLoss(m), "pairwise": lambda m: ce_losses.RankNetLoss(m),
+            "pointwise": lambda m: ce_losses.BinaryCrossEntropyLoss(m)}[cfg.loss](model)
+    out = Path(cfg.output_dir)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(out.with_name(f".{out.name}.checkpoints")), num_train_epochs=1, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
+        logging_steps=cfg.logging_steps, report_to="none", save_strategy="no", use_cpu=(cfg.device == "cpu"),
+    )
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=_dataset(rows, cfg.loss), loss=loss)
+    result = trainer.train()
+    summary = {"rows": len(rows), "records": len(records), "steps": trainer.state.global_step,
+               "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
+               "samples_per_second": result.metrics.get("train_samples_per_second")}
+    with atomic_dir(out, overwrite=True) as tmp:
+        if cfg.lora:
+            hf = model[0].auto_model if hasattr(model[0], "auto_model") else model.model
+            hf.save_pretrained(str(tmp))  # adapter + the trained classification head (modules_to_save)
+            model.tokenizer.save_pretrained(str(tmp))
+            (tmp / "lextune_model.json").write_text(json.dumps({"base_spec": cfg.base_model, "kind": "cross-encoder"}),
+                                                    encoding="utf-8")
+        else:
+            model.save_pretrained(str(tmp))
+        save_config(cfg, tmp / "train_config.yaml")
+        write_json_atomic(tmp / "meta.json", make_meta("reranker", config=cfg.model_dump(mode="json"),
+                                                       inputs={cfg.train_file: file_sha256(cfg.train_file)},
+                                                       base_path=resolved.load_path, training=summary))
+    import shutil
+
+    shutil.rmtree(out.with_name(f".{out.name}.checkpoints"), ignore_errors=True)
+    if keep_model:
+        summary["model"] = model
+    return summary
+
+
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """Fold a LoRA adapter into its base and write a plain model folder (bi-encoder or cross-encoder)."""
+    from peft import PeftModel
+
+    from lextune.models.resolve import resolve_model
+
+    adapter_dir = Path(adapter_dir)
+    resolved = resolve_model(adapter_dir)
+    if resolved.adapter is None:
+        raise ConfigError(f"{adapter_dir} is not an adapter folder (no adapter_config.json)")
+    task = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("task_type")
+    with atomic_dir(out_dir, overwrite=True) as tmp:
+        if task == "SEQ_CLS":
+            from sentence_transformers import CrossEncoder
+
+            model = CrossEncoder(resolved.load_path, num_labels=1, device="cpu")
+            model[0].auto_model = PeftModel.from_pretrained(model[0].auto_model, str(adapter_dir)).merge_and_unload()
+            model.save_pretrained(str(tmp))
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            st = SentenceTransformer(resolved.load_path, device="cpu")
+            st[0].auto_model = PeftModel.from_pretrained(st[0].auto_model, str(adapter_dir)).merge_and_unload()
+            st.save(str(tmp))
+        write_json_atomic(tmp / "meta.json", make_meta("model", config={"merged_from": str(adapter_dir),
+                                                                        "base": resolved.load_path}))
+    return Path(out_dir)
