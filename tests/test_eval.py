@@ -157,3 +157,26 @@ def test_report_renders_in_headless_chromium(tmp_path, bundled_dir):
     img = Image.open(shot).convert("L")
     colors = img.getcolors(maxcolors=1 << 20)
     assert colors is not None and len(colors) > 50  # not a blank page: text and charts
+
+
+def test_synthetic_queries_are_marked_on_the_map(tmp_path, monkeypatch):
+    import lextune.eval.run as run_mod
+
+    ds = load_beir(TINY)
+    ds.query_info = {"q1": {"generator": "ict"}}
+    seen = {}
+
+    def fake_map(qv, failed, pv, synthetic=None):
+        seen["synthetic"] = synthetic
+        return "data:image/png;base64,"
+
+    class Enc:
+        def encode_queries(self, texts):
+            import numpy as np
+
+            return np.ones((len(texts), 4), dtype="float32")
+
+        encode_passages = encode_queries
+
+    run_mod._map(ds, {q: ds.qrels[q] for q in ("q1", "q2")}, [], Enc(), fake_map)
+    assert seen["synthetic"] == [True, False]

@@ -90,6 +90,7 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: Qrels
     path: Path
+    query_info: dict[str, dict] | None = None  # extra fields of queries.jsonl (e.g. lextune's "generator")
 
 
 def load_beir(folder: str | Path, *, queries_file: str = "queries.jsonl", split: str = "dev") -> BeirDataset:
@@ -99,10 +100,14 @@ def load_beir(folder: str | Path, *, queries_file: str = "queries.jsonl", split:
         cid = require_str(obj, "_id", path=str(folder / "corpus.jsonl"), line=lineno, allow_number=True)
         corpus[cid] = {"title": obj.get("title") or "", "text": obj.get("text") or ""}
     queries: dict[str, str] = {}
+    info: dict[str, dict] = {}
     qpath = folder / queries_file
     for lineno, obj in iter_jsonl(qpath):
         qid = require_str(obj, "_id", path=str(qpath), line=lineno, allow_number=True)
         queries[qid] = require_str(obj, "text", path=str(qpath), line=lineno)
+        extra = {k: v for k, v in obj.items() if k not in {"_id", "text"}}
+        if extra:
+            info[qid] = extra
     qrels_path = folder / "qrels" / f"{split}.tsv"
     qrels = read_qrels(qrels_path) if qrels_path.is_file() else {}
-    return BeirDataset(corpus, queries, qrels, folder)
+    return BeirDataset(corpus, queries, qrels, folder, info)

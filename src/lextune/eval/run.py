@@ -91,7 +91,9 @@ def _map(ds: BeirDataset, judged: dict, cases, encoder, embedding_map) -> str:
     gold_ids = sorted({d for q in qids for d, r in judged[q].items() if r > 0 and d in ds.corpus})
     qv = encoder.encode_queries([ds.queries[q] for q in qids])
     pv = encoder.encode_passages([f"{ds.corpus[d]['title']}\n{ds.corpus[d]['text']}" for d in gold_ids])
-    return embedding_map(qv, [q in failed for q in qids], pv)
+    info = ds.query_info or {}
+    synthetic = [bool((info.get(q) or {}).get("generator")) for q in qids]  # lextune synth marks its queries
+    return embedding_map(qv, [q in failed for q in qids], pv, synthetic if any(synthetic) else None)
 
 
 def _safe(name: str) -> str:
