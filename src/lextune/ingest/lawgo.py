@@ -77,6 +77,18 @@ class PathTracker:
         return [h for h in self.levels if h]
 
 
+def split_paren_title(rest: str) -> tuple[str, str]:
+    """``(제목(괄호 포함)) 본문`` -> (제목, 본문); no leading parenthesis -> ("", rest)."""
+    if rest.startswith("("):
+        depth = 0
+        for i, ch in enumerate(rest):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0:
+                return rest[1:i].strip(), rest[i + 1:].strip()
+    return "", rest
+
+
 def strip_article_header(text: str, title: str | None) -> str:
     """Remove the leading ``제N조의M(제목)`` from an article's text."""
     m = ARTICLE_HEAD_RE.match(text)
@@ -85,14 +97,7 @@ def strip_article_header(text: str, title: str | None) -> str:
     rest = text[m.end():].lstrip()
     if title and rest.startswith(f"({title})"):
         return rest[len(title) + 2:].lstrip()
-    if rest.startswith("("):
-        depth = 0
-        for i, ch in enumerate(rest):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0:
-                return rest[i + 1:].lstrip()
-    return rest
+    return split_paren_title(rest)[1]
 
 
 def _marker_strip(text: str, pattern: str) -> str:
@@ -262,16 +267,7 @@ def parse_admin_rule_json(data: dict, source: str = "") -> LawDoc:
         else:
             chapter, number = None, int(m.group(1))
         branch = int(m.group(3)) if m.group(3) else None
-        rest = text[m.end():].lstrip()
-        title = ""
-        if rest.startswith("("):
-            depth = 0
-            for i, ch in enumerate(rest):
-                depth += ch == "("
-                depth -= ch == ")"
-                if depth == 0:
-                    title, rest = rest[1:i].strip(), rest[i + 1:].strip()
-                    break
+        title, rest = split_paren_title(text[m.end():].lstrip())
         body, tags = clean_text(rest)
         body = body.replace("\n", " ")
         art = Article(number, branch, title, path=tracker.path, tags=tags, chapter=chapter)
