@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--no-dense", action="store_true")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "retrieval.json"))
+    ap.add_argument("--runs-dir", default=None, help="Also write every run as a TREC file here (for lextune eval).")
     args = ap.parse_args()
 
     from lextune.eval import evaluate_run
@@ -31,7 +32,7 @@ def main() -> None:
     from lextune.index.dense import DenseConfig, DenseIndex
     from lextune.index.fusion import FusionConfig, fuse_runs
     from lextune.index.tokenize import TokenizerConfig
-    from lextune.runs import load_beir
+    from lextune.runs import load_beir, write_trec_run
 
     results: dict = {"benchmark": "retrieval", "date": time.strftime("%Y-%m-%d"), "datasets": {}}
     for name in args.datasets:
@@ -57,6 +58,10 @@ def main() -> None:
                 runs["hybrid-rrf(kiwi+dense)"] = fuse_runs([runs["bm25-kiwi"], runs["dense-e5small"]],
                                                            FusionConfig(method="rrf", rrf_k=60))
             table = {s: evaluate_run(ds.qrels, r, METRICS) for s, r in runs.items()}
+            if args.runs_dir:
+                for sname, r in runs.items():
+                    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in sname)
+                    write_trec_run(r, Path(args.runs_dir) / f"{name}-{qfile.split('.')[0]}-{safe}.trec", tag=safe)
             results["datasets"][name][qfile] = table
             print(f"\n{name} / {qfile} ({len(queries)} queries, {len(ids)} passages)")
             print(f"{'system':26s}" + "".join(f"{m:>12s}" for m in METRICS))
