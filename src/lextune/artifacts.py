@@ -58,6 +58,13 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         f.write("\n")
 
 
+def summary_dict(obj: Any) -> dict[str, Any]:
+    """A stage summary dataclass as plain JSON-ready data (Counters become dicts)."""
+    from collections import Counter
+
+    return {k: (dict(v) if isinstance(v, Counter) else v) for k, v in vars(obj).items()}
+
+
 def make_meta(kind: str, config: dict[str, Any] | None = None,
               inputs: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
     """The standard ``meta.json`` body: type, lextune version, config, input hashes."""

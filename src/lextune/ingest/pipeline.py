@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lextune.artifacts import atomic_dir, make_meta, write_json_atomic
+from lextune.artifacts import atomic_dir, make_meta, summary_dict, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import InputFormatError
 from lextune.ingest.documents import DocOptions, precedent_chunks, record_chunks, text_document_chunks
@@ -83,7 +83,7 @@ class IngestSummary:
         return sum(self.chunks.values())
 
     def to_dict(self) -> dict:
-        d = {k: (dict(v) if isinstance(v, Counter) else v) for k, v in self.__dict__.items()}
+        d = summary_dict(self)
         d["errors"] = [asdict(e) for e in self.errors[:200]]
         d["error_count"] = len(self.errors)
         d["total_chunks"] = self.total_chunks

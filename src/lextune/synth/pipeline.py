@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
+from lextune.artifacts import atomic_dir, file_sha256, make_meta, summary_dict, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError
 from lextune.synth.filters import FilterStats, filter_queries
@@ -61,7 +61,7 @@ class SynthSummary:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        d = {k: (dict(v) if isinstance(v, Counter) else v) for k, v in self.__dict__.items()}
+        d = summary_dict(self)
         d["filters"] = asdict(self.filters)
         return d
 
