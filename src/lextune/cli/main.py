@@ -12,6 +12,7 @@ from lextune.cli import index as index_cmd
 from lextune.cli import ingest as ingest_cmd
 from lextune.cli import mine as mine_cmd
 from lextune.cli import models as models_cmd
+from lextune.cli import serve as serve_cmd
 from lextune.cli import synth as synth_cmd
 from lextune.cli import train as train_cmd
 
@@ -31,6 +32,7 @@ app.command("mine")(mine_cmd.mine_cmd)
 app.command("embed")(embed_cmd.embed)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("demo")(demo_cmd.demo)
+app.command("serve")(serve_cmd.serve_cmd)
 
 
 @app.command()

@@ -208,3 +208,45 @@ def docs_from_chunks(chunks) -> list[dict]:
     """Index input from ingest chunks."""
     return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id}
             for c in chunks]
+
+
+def explain_search(index: LexIndex, queries: dict[str, str], k: int = 10, *, encoder=None,
+                   fusion: FusionConfig | None = None, depth: int = 100, reranker: Reranker | None = None,
+                   k_rerank: int = 50) -> dict[str, list[dict]]:
+    """Hybrid search over every part of ``index`` (+ optional rerank), with each part's score per hit.
+
+    Returns query id -> ranked hits ``{id, rank, score, title, text, parent_id, scores}`` where
+    ``scores`` holds the BM25, dense, fused and rerank scores that the hit got (absent: not retrieved
+    by that part). What the service's /v1/search answers.
+    """
+    parts: dict[str, Retriever] = {}
+    if index.bm25 is not None:
+        parts["bm25"] = BM25Retriever(index.bm25)
+    dense = index.dense(encoder) if index._dense_folder is not None else None
+    if dense is not None:
+        parts["dense"] = DenseRetriever(dense)
+    if not parts:
+        raise ConfigError(f"{index.folder} has neither a BM25 nor a dense part")
+    pool = max(k, depth, k_rerank if reranker else 0)
+    runs = {name: r.search(queries, pool) for name, r in parts.items()}
+    fused = fuse_runs(list(runs.values()), fusion) if len(runs) > 1 else next(iter(runs.values()))
+    final = run_top(fused, max(k, k_rerank) if reranker else k)
+    reranked: Run = {}
+    if reranker is not None:
+        reranked = reranker.rerank(queries, final, index.texts, k_rerank)
+        final = reranked
+    out: dict[str, list[dict]] = {}
+    for q in queries:
+        ranked = sorted(final.get(q, {}).items(), key=lambda kv: -kv[1])[:k]
+        hits = []
+        for rank, (d, s) in enumerate(ranked, 1):
+            doc = index.docs[d]
+            scores = {name: run[q][d] for name, run in runs.items() if d in run.get(q, {})}
+            if len(runs) > 1:
+                scores["fused"] = fused[q][d]
+            if reranker is not None and d in reranked.get(q, {}):
+                scores["rerank"] = reranked[q][d]
+            hits.append({"id": d, "rank": rank, "score": float(s), "title": doc.get("title"), "text": doc.get("text"),
+                         "parent_id": doc.get("parent_id"), "scores": {n: float(v) for n, v in scores.items()}})
+        out[q] = hits
+    return out

@@ -1,0 +1,37 @@
+"""``lextune serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lextune.cli.common import out, setup_logging, user_errors
+
+
+def serve_cmd(
+    model: str | None = typer.Option(None, "--model", "-m",
+                                     help="Embedding model spec (default: the index's model, else the bundled e5)."),
+    reranker: str | None = typer.Option(None, "--reranker", "-r", help="Cross-encoder spec for /v1/rerank."),
+    index: Path | None = typer.Option(None, "--index", "-i", help="Index folder for /v1/search."),
+    host: str | None = typer.Option(None, "--host"),
+    port: int | None = typer.Option(None, "--port"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML ServeConfig."),
+    overrides: list[str] = typer.Option([], "--set", help="e.g. --set limits.max_inputs=128"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve embeddings (OpenAI-compatible), reranking and search over HTTP. The API key, if any, is read
+    from $LEXTUNE_API_KEY (or the env var that api_key_env names)."""
+    setup_logging(verbose)
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.serve import ServeConfig, serve
+
+        values = {"reranker": reranker, "index": str(index) if index else None, "host": host, "port": port}
+        cfg = load_config(ServeConfig, config, overrides, **values)
+        if model is not None:
+            cfg = cfg.model_copy(update={"model": model})
+        elif index is not None and config is None:
+            cfg = cfg.model_copy(update={"model": None})  # the index's own model
+        out.print(f"lextune serve on http://{cfg.host}:{cfg.port} (docs at /docs)")
+        serve(cfg)

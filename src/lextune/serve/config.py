@@ -1,0 +1,50 @@
+"""Settings of the HTTP service (YAML-loadable, like every stage's config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServeLimits(BaseModel):
+    """What one request may ask for; more is answered with a 4xx that says which limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request bodies above this get 413.")
+    max_inputs: int = Field(512, ge=1, description="Texts in one /v1/embeddings request.")
+    max_documents: int = Field(1000, ge=1, description="Documents in one /v1/rerank request.")
+    max_chars: int = Field(20_000, ge=1, description="Characters in one input text, query or document.")
+    max_total_chars: int = Field(1_000_000, ge=1, description="Characters in all texts of one request.")
+    max_k: int = Field(100, ge=1, description="Largest k of /v1/search.")
+
+
+class BatchingConfig(BaseModel):
+    """Concurrent requests are gathered into one model call of up to ``max_batch`` texts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch: int = Field(64, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0, description="How long the first request of a batch waits for company.")
+
+
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field("bundled:multilingual-e5-small", description="Embedding model spec (None: the index's).")
+    model_name: str | None = Field(None, description="Id the model is served under (default: from the spec).")
+    reranker: str | None = Field(None, description="Cross-encoder spec for /v1/rerank and reranked search.")
+    reranker_name: str | None = None
+    reranker_max_length: int = 512
+    index: str | None = Field(None, description="Index folder for /v1/search (lextune index build).")
+    rerank_depth: int = Field(50, ge=1, description="Search hits the reranker re-scores.")
+    search_depth: int = Field(100, ge=1, description="Hits taken from each retriever before fusion.")
+    default_input_type: Literal["query", "passage"] = Field(
+        "query", description="Side of /v1/embeddings inputs when the request names no input_type.")
+    api_key_env: str | None = Field("LEXTUNE_API_KEY", description="Env var holding the API key; unset: no key.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    device: str | None = None
+    limits: ServeLimits = Field(default_factory=ServeLimits)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)

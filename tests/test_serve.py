@@ -1,0 +1,224 @@
+"""The HTTP service on loopback: the real openai client, plain HTTP for rerank and search, limits, a
+bounded schemathesis fuzz of the OpenAPI spec, and micro-batching of concurrent requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+REPO = Path(__file__).resolve().parents[1]
+LAW = REPO / "src" / "lextune" / "data" / "laws" / "000549.json"
+KEY = "test-key-123"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(encoder, bundled_dir, tmp_path_factory, monkeypatch_module):
+    import uvicorn
+
+    from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
+    from lextune.index.dense import DenseConfig
+    from lextune.index.rerank import RerankConfig, Reranker
+    from lextune.ingest import ingest_chunks
+    from lextune.serve import ServeConfig, create_app
+
+    chunks, _ = ingest_chunks([LAW])
+    index = build_index(docs_from_chunks(chunks), tmp_path_factory.mktemp("serve") / "idx",
+                        IndexBuildConfig(dense=DenseConfig(model="bundled:multilingual-e5-small")), encoder=encoder)
+    reranker = Reranker(RerankConfig(model=str(bundled_dir), max_length=256), device="cpu")
+    monkeypatch_module.setenv("LEXTUNE_TEST_KEY", KEY)
+    config = ServeConfig(api_key_env="LEXTUNE_TEST_KEY", model_name="e5-small", reranker_name="rr",
+                         limits={"max_body_bytes": 64 * 1024, "max_inputs": 16, "max_documents": 20,
+                                 "max_chars": 2000, "max_total_chars": 20_000, "max_k": 20},
+                         batching={"max_batch": 64, "max_wait_ms": 20}, rerank_depth=10)
+    app = create_app(config, encoder=encoder, reranker=reranker, index=index)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield {"url": f"http://127.0.0.1:{port}", "app": app, "index": index, "reranker": reranker, "chunks": chunks}
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _post(served, path, body, key=KEY, **kw):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(served["url"] + path, json=body, headers=headers, timeout=60, **kw)
+
+
+def test_openai_client_embeddings_float_and_base64(served, encoder):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=served["url"] + "/v1", api_key=KEY)
+    texts = ["전세보증금을 돌려받지 못하면?", "금융거래의 비밀보장"]
+    # the client asks for base64 by default and decodes it itself
+    got = client.embeddings.create(model="e5-small", input=texts)
+    want = encoder.encode_queries(texts)
+    assert got.model == "e5-small" and len(got.data) == 2 and [d.index for d in got.data] == [0, 1]
+    np.testing.assert_allclose(np.array([d.embedding for d in got.data]), want, atol=1e-5)
+    assert got.usage.prompt_tokens == got.usage.total_tokens > 4
+    flt = client.embeddings.create(model="e5-small", input=texts[0], encoding_format="float")
+    np.testing.assert_allclose(flt.data[0].embedding, want[0], atol=1e-5)
+    psg = client.embeddings.create(model="e5-small", input=[texts[1]], extra_body={"input_type": "passage"})
+    np.testing.assert_allclose(psg.data[0].embedding, encoder.encode_passages([texts[1]])[0], atol=1e-5)
+    assert [m.id for m in client.models.list().data] == ["e5-small", "rr"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=served["url"] + "/v1", api_key="wrong").embeddings.create(model="e5-small", input="x")
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+
+
+def test_base64_is_little_endian_float32(served, encoder):
+    r = _post(served, "/v1/embeddings", {"input": "보증금", "encoding_format": "base64", "input_type": "query"})
+    assert r.status_code == 200
+    vec = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_allclose(vec, encoder.encode_queries(["보증금"])[0], atol=1e-5)
+
+
+def test_rerank_cohere_shape(served):
+    docs = [c.contents for c in served["chunks"][:6]]
+    query = "금융회사등은 거래자의 실명으로 금융거래를 하여야 한다"
+    r = _post(served, "/v1/rerank", {"model": "rr", "query": query, "documents": docs, "top_n": 3,
+                                     "return_documents": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    want = served["reranker"].score([(query, d) for d in docs])
+    order = sorted(range(len(docs)), key=lambda i: -want[i])[:3]
+    assert [x["index"] for x in body["results"]] == order
+    assert [x["relevance_score"] for x in body["results"]] == pytest.approx([want[i] for i in order], abs=1e-4)
+    assert body["results"][0]["document"]["text"] == docs[order[0]]
+    assert body["usage"]["total_tokens"] > 0
+    # Jina-style documents as objects, no documents returned by default
+    r = _post(served, "/v1/rerank", {"query": query, "documents": [{"text": d} for d in docs[:2]]})
+    assert r.status_code == 200 and all("document" not in x for x in r.json()["results"])
+
+
+def test_search_returns_breadcrumbs_and_each_part_score(served):
+    r = _post(served, "/v1/search", {"query": "금융회사등이 거래정보를 제공할 수 있는 경우", "k": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["reranked"] is True and len(body["results"]) == 5
+    hit = body["results"][0]
+    assert hit["id"] in served["index"].docs and " > " in hit["title"] and hit["text"]
+    assert {"rerank", "fused"} <= set(hit["scores"]) and ({"bm25", "dense"} & set(hit["scores"]))
+    assert [h["rank"] for h in body["results"]] == [1, 2, 3, 4, 5]
+    scores = [h["score"] for h in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    plain = _post(served, "/v1/search", {"query": "금융거래의 비밀보장", "k": 3, "rerank": False}).json()
+    assert plain["reranked"] is False and "rerank" not in plain["results"][0]["scores"]
+    # no query terms left after Kiwi filtering and a tiny query: still an answer, never a 500
+    assert _post(served, "/v1/search", {"query": "", "k": 3}).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "body", "status", "code"), [
+    ("/v1/embeddings", {"input": ["a"] * 17}, 400, "too_many_inputs"),
+    ("/v1/embeddings", {"input": "가" * 2001}, 400, "input_too_long"),
+    ("/v1/embeddings", {"input": []}, 400, None),
+    ("/v1/embeddings", {"input": [1, 2, 3]}, 422, "invalid_body"),
+    ("/v1/embeddings", {"input": "a", "dimensions": 1024}, 400, None),
+    ("/v1/embeddings", {"input": "a", "model": "../../etc/passwd"}, 404, "model_not_found"),
+    ("/v1/rerank", {"query": "q", "documents": ["d"] * 21}, 400, "too_many_inputs"),
+    ("/v1/search", {"query": "q", "k": 21}, 400, None),
+    ("/v1/search", {"query": "q", "k": 0}, 422, "invalid_body"),
+])
+def test_limits_and_bad_bodies_get_clear_4xx(served, path, body, status, code):
+    r = _post(served, path, body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["message"] and err["type"] == "invalid_request_error"
+    if code:
+        assert err["code"] == code
+
+
+def test_auth_malformed_and_oversized_bodies(served):
+    assert _post(served, "/v1/embeddings", {"input": "a"}, key=None).status_code == 401
+    r = httpx.post(served["url"] + "/v1/embeddings", json={"input": "a"}, headers={"X-API-Key": KEY})
+    assert r.status_code == 200
+    r = httpx.post(served["url"] + "/v1/embeddings", content=b'{"input": ["a",', timeout=30,
+                   headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    assert r.status_code == 422
+    assert httpx.get(served["url"] + "/health").json()["status"] == "ok"  # no key needed for liveness
+
+
+def test_oversized_bodies_are_refused_without_hurting_requests_in_flight(served):
+    big = json.dumps({"input": ["가" * 1000] * 40}).encode()  # ~120 KB > the 64 KiB limit
+
+    def chunked():  # no Content-Length: the limit must still hold while streaming
+        for i in range(0, len(big), 8192):
+            yield big[i : i + 8192]
+
+    headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    with ThreadPoolExecutor(8) as pool:
+        good = [pool.submit(_post, served, "/v1/embeddings", {"input": [f"질문 {i}"] * 4}) for i in range(6)]
+        bad = pool.submit(httpx.post, served["url"] + "/v1/embeddings", content=big, headers=headers, timeout=30)
+        bad_stream = pool.submit(httpx.post, served["url"] + "/v1/embeddings", content=chunked(), headers=headers,
+                                 timeout=30)
+        assert bad.result().status_code == 413
+        assert bad_stream.result().status_code == 413
+        assert [f.result().status_code for f in good] == [200] * 6
+
+
+def test_concurrent_requests_are_batched(served, encoder):
+    state = served["app"].state.lextune
+    batcher = state.batchers["query"]
+    calls_before, items_before = batcher.calls, batcher.items
+    texts = [f"임대차 보증금 질문 {i}" for i in range(24)]
+    with ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(lambda t: _post(served, "/v1/embeddings", {"input": t, "encoding_format": "float"}),
+                                texts))
+    assert all(r.status_code == 200 for r in results)
+    got = np.array([r.json()["data"][0]["embedding"] for r in results])
+    np.testing.assert_allclose(got, encoder.encode_queries(texts), atol=1e-4)  # each answer is its own text's
+    assert batcher.items - items_before == 24
+    assert batcher.calls - calls_before < 24  # fewer model calls than requests
+
+
+def test_openapi_fuzz_gives_no_server_errors(served):
+    """A bounded property-based fuzz of every operation in the OpenAPI spec (schemathesis)."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+    schema = schemathesis.openapi.from_url(served["url"] + "/openapi.json")
+    headers = {"Authorization": f"Bearer {KEY}"}
+    ran = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case):
+            response = case.call(base_url=served["url"], headers=headers, timeout=60)
+            case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                                     response_schema_conformance], headers=headers)
+
+        check()
+        ran += 1
+    assert ran == 5
