@@ -82,3 +82,110 @@ def test_a_few_real_steps_give_a_loadable_model(data, lora, encoder):
     else:
         st = SentenceTransformer(str(out), device="cpu")  # plain sentence-transformers loads it too
         assert np.allclose(st.encode_document(list(PASSAGES.values())), v, atol=1e-5)
+
+
+def _write_scored(tmp, rows):
+    path = tmp / "scored.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_distillation_labels_and_multiple_positives(data):
+    from lextune.errors import ConfigError
+    from lextune.train.biencoder import build_dataset
+
+    tmp, corpus, _ = data
+    train = _write_scored(tmp, [{"query_id": "a", "query": "배상", "pos": ["p1", "p2"], "neg": ["p3", "p4"],
+                                 "pos_scores": [0.9, 0.8], "neg_scores": [0.5, 0.4]}])
+    base = {"train_file": str(train), "corpus": str(corpus), "output_dir": str(tmp / "o")}
+    ds, _ = build_dataset(BiEncoderTrainConfig(**base, loss="margin_mse", n_negatives=2))
+    assert ds["label"][0] == pytest.approx([0.9 - 0.5, 0.9 - 0.4])  # margins pos - neg_i
+    ds, _ = build_dataset(BiEncoderTrainConfig(**base, loss="kl", n_negatives=2, max_positives=2))
+    assert ds["label"] == [pytest.approx([0.9, 0.5, 0.4]), pytest.approx([0.8, 0.5, 0.4])]
+    assert ds["positive"] == [PASSAGES["p1"], PASSAGES["p2"]] and ds["anchor"] == ["배상", "배상"]
+    no_scores = _write_scored(tmp, [{"query_id": "b", "query": "배상", "pos": ["p1"], "neg": ["p3"]}])
+    with pytest.raises(ConfigError, match="pos_scores"):
+        build_dataset(BiEncoderTrainConfig(**{**base, "train_file": str(no_scores)}, loss="margin_mse"))
+
+
+@pytest.mark.parametrize("loss", ["margin_mse", "kl"])
+def test_distillation_losses_train(data, loss):
+    from lextune.train import train_biencoder
+
+    tmp, corpus, _ = data
+    train = _write_scored(tmp, [{"query_id": f"q{i}", "query": q, "pos": [p], "neg": [n], "pos_scores": [0.9],
+                                 "neg_scores": [0.3]} for i, (q, p, n) in enumerate(QUERIES)])
+    cfg = BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(tmp / loss), loss=loss,
+                               max_steps=1, batch_size=4, max_seq_length=32, device="cpu")
+    assert np.isfinite(train_biencoder(cfg)["train_loss"])
+
+
+def test_cpu_recipe_freezes_embeddings_and_lower_layers(data):
+    tmp, corpus, train = data
+    cfg = BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(tmp / "o"), train_layers=2,
+                               device="cpu")
+    model, _ = load_trainable(cfg)
+    hf = model[0].auto_model
+    assert not any(p.requires_grad for p in hf.embeddings.parameters())
+    layers = hf.encoder.layer
+    assert not any(p.requires_grad for layer in layers[:-2] for p in layer.parameters())
+    assert all(p.requires_grad for layer in layers[-2:] for p in layer.parameters())
+    assert model.max_seq_length == cfg.max_seq_length and model.lextune_base_max_seq_length == 512
+
+
+def test_validation_during_training_with_early_stopping(tmp_path, data):
+    from lextune.models.biencoder import BiEncoder
+    from lextune.train import train_biencoder
+
+    tmp, corpus, train = data
+    val = tmp / "val"
+    (val / "qrels").mkdir(parents=True)
+    (val / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}, ensure_ascii=False) + "\n"
+                                              for k, v in PASSAGES.items()), encoding="utf-8")
+    (val / "queries.jsonl").write_text("".join(json.dumps({"_id": f"v{i}", "text": q}, ensure_ascii=False) + "\n"
+                                               for i, (q, _, _) in enumerate(QUERIES)), encoding="utf-8")
+    (val / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"v{i}\t{p}\t1\n" for i, (_, p, _) in enumerate(QUERIES)), encoding="utf-8")
+    out = tmp / "es"
+    cfg = BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(out), max_steps=6, batch_size=2,
+                               max_seq_length=32, learning_rate=1e-4, device="cpu",
+                               eval={"data": str(val), "steps": 1, "patience": 1, "corpus_size": 10})
+    s = train_biencoder(cfg)
+    v = s["validation"]
+    assert v["before_ndcg@10"] is not None and len(v["history"]) >= 1 and v["best_step"] is not None
+    # the saved model is the best checkpoint: its validation score is the best one seen
+    assert v["after_ndcg@10"] == pytest.approx(max(h["ndcg@10"] for h in v["history"]), abs=1e-6)
+    assert "Validation" in (out / "README.md").read_text() and BiEncoder(out, device="cpu").get_max_seq_length() == 512
+
+
+def test_two_cpu_processes_with_gloo(tmp_path, data, bundled_dir):
+    """torchrun with 2 CPU processes (gloo) trains a tiny model with negatives gathered across processes."""
+    import socket
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tmp, corpus, train = data
+    tiny = tmp_path / "tiny"
+    tok = AutoTokenizer.from_pretrained(bundled_dir)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=128)).save_pretrained(tiny)
+    tok.save_pretrained(tiny)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "lextune.cli.main", "train", "biencoder", "--train", str(train), "--corpus", str(corpus),
+           "--out", str(out), "--model", str(tiny), "--set", "max_steps=2", "--set", "batch_size=2",
+           "--set", "gather_across_devices=true", "--set", "device=cpu", "--set", "max_seq_length=32",
+           "--set", "freeze_embeddings=false"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["training"]["world_size"] == 2 and meta["training"]["steps"] == 2
+    assert meta["config"]["gather_across_devices"] is True

@@ -5,27 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from lextune.cli.common import out, setup_logging, user_errors
+from lextune.cli.common import console, out, setup_logging, user_errors
 
 
 def demo(
-    out_dir: Path = typer.Option(Path("lextune-demo"), "--out", "-o", help="Working folder."),
-    model: str = typer.Option("bundled:multilingual-e5-small", "--model", "-m"),
-    k: int = typer.Option(3, "-k", help="Results per question."),
+    out_dir: Path = typer.Option(Path("lextune-demo"), "--out", "-o", help="Run folder."),
+    quick: bool = typer.Option(False, "--quick", help="A few training steps only (a smoke run)."),
+    show_config: bool = typer.Option(False, "--show-config", help="Print the demo's pipeline.yaml and stop."),
 ) -> None:
-    """Run the bundled demo offline: embed the shipped statutes and answer sample questions."""
+    """The whole workflow offline on the bundled statutes (about 10 minutes on 2 CPU cores): synthetic
+    queries, mining, fine-tuning of the embedder and a reranker, base vs tuned, the targeted pass, report."""
     setup_logging()
     with user_errors():
-        from lextune.demo import run_demo
+        import yaml
 
-        hits = run_demo(out_dir, model=model, k=k)
-    table = Table(title="lextune demo: dense search over the bundled statutes", show_lines=True)
-    for col in ("question", "#", "score", "paragraph"):
-        table.add_column(col)
-    for h in hits:
-        snippet = h.text.replace("\n", " ")
-        table.add_row(h.question if h.rank == 1 else "", str(h.rank), f"{h.score:.3f}",
-                      f"[dim]{h.chunk_id}[/] {snippet[:160]}")
-    out.print(table)
+        from lextune.cli.run import print_comparison, print_stages
+        from lextune.demo import demo_config
+        from lextune.pipeline import run_pipeline
+
+        cfg = demo_config(out_dir, quick=quick)
+        if show_config:
+            out.print(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False))
+            return
+        result = run_pipeline(cfg, progress=lambda stage, msg: console.print(f"[cyan]{stage}[/] {msg}", highlight=False))
+    print_stages(result)
+    print_comparison(result.comparison)
+    targeted = result.stages.get("targeted", {}).get("summary")
+    if targeted:
+        b, a = targeted["check"]["before"], targeted["check"]["after"]
+        out.print(f"targeted pass on the check split ({targeted['check_queries']} queries): nDCG@10 "
+                  f"{b['ndcg@10']:.3f} -> {a['ndcg@10']:.3f}, Hit@1 {b['hit_rate@1']:.3f} -> {a['hit_rate@1']:.3f}")
+    report = next(iter(Path(out_dir, "eval").rglob("report.html")), None)
+    if report:
+        out.print(f"report: {report}")
+    out.print(f"everything else: {out_dir}/ (manifest.json lists it)")

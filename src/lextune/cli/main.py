@@ -12,6 +12,7 @@ from lextune.cli import index as index_cmd
 from lextune.cli import ingest as ingest_cmd
 from lextune.cli import mine as mine_cmd
 from lextune.cli import models as models_cmd
+from lextune.cli import run as run_cmd
 from lextune.cli import serve as serve_cmd
 from lextune.cli import synth as synth_cmd
 from lextune.cli import train as train_cmd
@@ -33,6 +34,8 @@ app.command("embed")(embed_cmd.embed)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("demo")(demo_cmd.demo)
 app.command("serve")(serve_cmd.serve_cmd)
+app.command("run")(run_cmd.run_cmd)
+app.command("targeted")(run_cmd.targeted_cmd)
 
 
 @app.command()
@@ -43,3 +46,7 @@ def version() -> None:
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+if __name__ == "__main__":  # python -m lextune.cli.main (torchrun -m ...)
+    main()

@@ -1,8 +1,11 @@
 """Fine-tune a bi-encoder on mined training records with sentence-transformers' trainer.
 
 Loss: InfoNCE / multiple-negatives ranking over in-batch and mined hard negatives, with an explicit
-temperature (``scale = 1 / temperature``), or its cached (GradCache) variant for large effective
-batches in small memory. Full fine-tuning or LoRA (peft). The output folder loads with ``BiEncoder``
+temperature (``scale = 1 / temperature``), its cached (GradCache) variant for large effective
+batches in small memory, or distillation from the scores the mining stage stored (MarginMSE, KL).
+Full fine-tuning or LoRA (peft); word embeddings frozen by default (they are 96M of e5-small's 118M
+parameters and the costliest part of a CPU step). Evaluation during training on a validation split
+held out by source document, with early stopping on nDCG@10. The output folder loads with ``BiEncoder``
 and plain sentence-transformers, and carries the training config, metrics and a model card.
 """
 
@@ -33,6 +36,20 @@ class LoraSettings(BaseModel):
     target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
 
 
+class EvalDuringTraining(BaseModel):
+    """Validation while training: a BEIR folder (``lextune synth`` output) and its held-out split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str | None = Field(None, description="BEIR folder whose queries/qrels give the validation split "
+                             "(in `lextune run`: the run's synthetic queries).")
+    split: str = "dev"
+    max_queries: int = Field(300, ge=1)
+    corpus_size: int = Field(5000, ge=0, description="Gold passages plus this many random distractors.")
+    steps: int = Field(50, ge=1, description="Evaluate (and checkpoint) every this many steps.")
+    patience: int | None = Field(3, description="Stop after this many evaluations without gain; None: never.")
+
+
 class BiEncoderTrainConfig(BaseModel):
     """Everything a bi-encoder run needs; saved beside the model. Defaults are the measured CPU recipe."""
 
@@ -42,9 +59,16 @@ class BiEncoderTrainConfig(BaseModel):
     train_file: str
     corpus: str = Field(..., description="An index folder (docs.jsonl) or an ingest folder (chunks.jsonl).")
     output_dir: str
-    loss: Literal["infonce", "cached_infonce"] = "infonce"
+    loss: Literal["infonce", "cached_infonce", "margin_mse", "kl"] = "infonce"
     temperature: float = Field(0.02, gt=0)
     n_negatives: int = Field(1, ge=0, description="Mined hard negatives per query (in-batch ones come free).")
+    gather_across_devices: bool = Field(False, description="Multi-process runs (torchrun): in-batch negatives "
+                                        "from every process's batch.")
+    max_positives: int = Field(1, ge=1, description="Rows per query when it has several positives (one each).")
+    freeze_embeddings: bool = Field(True, description="Keep the word embeddings fixed (CPU recipe; also less drift).")
+    train_layers: int | None = Field(None, ge=1, description="Train only the top N transformer layers (CPU recipe: "
+                                     "backward stops below them); None: all.")
+    eval: EvalDuringTraining | None = None
     batch_size: int = 16
     mini_batch_size: int = Field(8, description="cached_infonce only: the chunk that fits in memory.")
     epochs: float = 1.0
@@ -95,21 +119,65 @@ def build_dataset(cfg: BiEncoderTrainConfig):
     with open(cfg.train_file, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     rng.shuffle(records)
-    for rec in records:
+    distill = cfg.loss in ("margin_mse", "kl")
+    labels: list[list[float]] = []
+    for line_no, rec in enumerate(records, 1):
         if cfg.max_examples and len(rows["anchor"]) >= cfg.max_examples:
             break
-        negs = [n for n in rec.get("neg", []) if n in texts]
-        pos = [p for p in rec.get("pos", []) if p in texts]
+        neg_ids = rec.get("neg", [])
+        neg_scores = rec.get("neg_scores") or []
+        negs = [(n, neg_scores[i] if i < len(neg_scores) else None) for i, n in enumerate(neg_ids) if n in texts]
+        pos_scores = rec.get("pos_scores") or []
+        pos = [(p, pos_scores[i] if i < len(pos_scores) else None) for i, p in enumerate(rec.get("pos", [])) if p in texts]
         if not pos or len(negs) < cfg.n_negatives:
             skipped += 1
             continue
-        rows["anchor"].append(rec["query"])
-        rows["positive"].append(rec.get("pos_text") or texts[rng.choice(pos)])
-        for i in range(cfg.n_negatives):
-            rows[f"negative_{i + 1}"].append(texts[negs[i]])
+        if distill and (any(s is None for _, s in pos) or any(s is None for _, s in negs[: cfg.n_negatives])):
+            raise ConfigError(f"{cfg.train_file}: record {rec.get('query_id', line_no)} has no pos_scores/neg_scores; "
+                              f"loss {cfg.loss!r} distils from the scores that `lextune mine` stores")
+        chosen = pos[: cfg.max_positives] if cfg.max_positives > 1 else [rng.choice(pos)]
+        for j, (pid, pscore) in enumerate(chosen):
+            rows["anchor"].append(rec["query"])
+            rows["positive"].append(rec.get("pos_text") if (j == 0 and rec.get("pos_text")) else texts[pid])
+            for i in range(cfg.n_negatives):
+                rows[f"negative_{i + 1}"].append(texts[negs[i][0]])
+            if distill:
+                scores = [pscore] + [s for _, s in negs[: cfg.n_negatives]]
+                labels.append([scores[0] - s for s in scores[1:]] if cfg.loss == "margin_mse" else scores)
     if not rows["anchor"]:
         raise ConfigError(f"{cfg.train_file}: no usable training record (check --corpus and n_negatives)")
+    if distill:
+        if cfg.n_negatives < 1:
+            raise ConfigError(f"loss {cfg.loss!r} needs n_negatives >= 1")
+        rows["label"] = labels  # type: ignore[assignment]
     return Dataset.from_dict(rows), skipped
+
+
+def build_evaluator(cfg: BiEncoderTrainConfig, texts: dict[str, str], template):
+    """An InformationRetrievalEvaluator over the validation split: its gold passages plus random distractors."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    from lextune.runs import load_beir
+
+    ev = cfg.eval
+    if ev is None or not ev.data:
+        raise ConfigError("eval during training needs eval.data: a BEIR folder with a validation split")
+    ds = load_beir(ev.data, split=ev.split)
+    rng = random.Random(cfg.seed)
+    qids = sorted(q for q in ds.qrels if q in ds.queries and any(d in texts for d in ds.qrels[q]))
+    rng.shuffle(qids)
+    qids = qids[: ev.max_queries]
+    if not qids:
+        raise ConfigError(f"{ev.data}: split {ev.split!r} has no query whose gold passage is in {cfg.corpus}")
+    relevant = {q: {d for d, g in ds.qrels[q].items() if g > 0 and d in texts} for q in qids}
+    gold = set().union(*relevant.values())
+    others = [d for d in texts if d not in gold]
+    pick = rng.sample(others, min(ev.corpus_size, len(others)))
+    corpus = {d: texts[d] for d in sorted(gold) + pick}
+    return InformationRetrievalEvaluator(
+        queries={q: ds.queries[q] for q in qids}, corpus=corpus, relevant_docs=relevant, name="val",
+        query_prompt=template.query, corpus_prompt=template.passage, batch_size=64, write_csv=False,
+        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 10], precision_recall_at_k=[10], map_at_k=[100])
 
 
 def make_loss(model, cfg: BiEncoderTrainConfig):
@@ -119,10 +187,19 @@ def make_loss(model, cfg: BiEncoderTrainConfig):
         MultipleNegativesRankingLoss,
     )
 
+    if cfg.loss == "margin_mse":
+        from sentence_transformers.sentence_transformer.losses import MarginMSELoss
+
+        return MarginMSELoss(model)
+    if cfg.loss == "kl":
+        from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
+
+        return DistillKLDivLoss(model)
     scale = 1.0 / cfg.temperature
     if cfg.loss == "cached_infonce":
-        return CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=cfg.mini_batch_size)
-    return MultipleNegativesRankingLoss(model, scale=scale)
+        return CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=cfg.mini_batch_size,
+                                                  gather_across_devices=cfg.gather_across_devices)
+    return MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=cfg.gather_across_devices)
 
 
 def load_trainable(cfg: BiEncoderTrainConfig):
@@ -135,8 +212,14 @@ def load_trainable(cfg: BiEncoderTrainConfig):
     model = SentenceTransformer(resolved.load_path, device=cfg.device)
     if resolved.adapter:
         model.load_adapter(resolved.adapter, is_trainable=True)
+    model.lextune_base_max_seq_length = model.max_seq_length  # restored before saving
     model.max_seq_length = cfg.max_seq_length
     hf = model[0].auto_model
+    if cfg.freeze_embeddings and not cfg.lora:
+        for p in hf.get_input_embeddings().parameters():
+            p.requires_grad = False
+    if cfg.train_layers and not cfg.lora:
+        _freeze_lower_layers(hf, cfg.train_layers)
     if hasattr(hf.config, "attention_probs_dropout_prob"):
         hf.config.attention_probs_dropout_prob = cfg.attention_dropout
         for module in hf.modules():
@@ -148,6 +231,18 @@ def load_trainable(cfg: BiEncoderTrainConfig):
         model.add_adapter(LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                      target_modules=cfg.lora.target_modules))
     return model, resolved
+
+
+def _freeze_lower_layers(hf, keep: int) -> None:
+    """Freeze all embeddings and every transformer layer below the top ``keep``."""
+    layers = getattr(getattr(hf, "encoder", None), "layer", None)
+    if layers is None:
+        raise ConfigError(f"train_layers: {type(hf).__name__} has no encoder.layer list to freeze")
+    for p in hf.embeddings.parameters():
+        p.requires_grad = False
+    for layer in list(layers)[: max(0, len(layers) - keep)]:
+        for p in layer.parameters():
+            p.requires_grad = False
 
 
 def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
@@ -162,6 +257,8 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     start = time.perf_counter()
     model, resolved = load_trainable(cfg)
     dataset, skipped = build_dataset(cfg)
+    evaluator = build_evaluator(cfg, _load_texts(cfg.corpus), template_from_prompts(getattr(model, "prompts", None))) \
+        if cfg.eval else None
     template = template_from_prompts(getattr(model, "prompts", None))
     prompts = {"anchor": template.query, "positive": template.passage}
     prompts.update({f"negative_{i + 1}": template.passage for i in range(cfg.n_negatives)})
@@ -170,19 +267,39 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, bf16=cfg.bf16, seed=cfg.seed, save_steps=cfg.save_steps, save_total_limit=2,
+        weight_decay=cfg.weight_decay, bf16=cfg.bf16, seed=cfg.seed, save_total_limit=2,
         logging_steps=cfg.logging_steps, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts,
-        gradient_checkpointing=cfg.gradient_checkpointing, report_to="none", dataloader_drop_last=False,
+        activation_checkpointing=cfg.gradient_checkpointing, report_to="none", dataloader_drop_last=False,
         use_cpu=(cfg.device == "cpu"),
+        **({"save_steps": cfg.save_steps} | _eval_args(cfg)),
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, cfg))
+    callbacks = []
+    if cfg.eval and cfg.eval.patience:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.patience))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, cfg),
+                                         evaluator=evaluator, callbacks=callbacks)
+    before = evaluator(model) if evaluator else None
     resume = cfg.resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     history = [h for h in trainer.state.log_history if "loss" in h]
+    evals = [{"step": h["step"], "ndcg@10": h[f"eval_{VAL_METRIC}"]} for h in trainer.state.log_history
+             if f"eval_{VAL_METRIC}" in h]
     summary = {"examples": len(dataset), "skipped_records": skipped, "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
                "samples_per_second": result.metrics.get("train_samples_per_second"), "loss_history": history,
-               "resumed": bool(resume)}
+               "resumed": bool(resume), "peak_rss_gb": _peak_rss_gb()}
+    if evaluator is not None:
+        after = evaluator(model)
+        summary["validation"] = {"before_ndcg@10": before.get(VAL_METRIC) if before else None,
+                                 "after_ndcg@10": after.get(VAL_METRIC), "history": evals,
+                                 "best_step": _best_step(trainer), "stopped_early": trainer.state.global_step
+                                 < (trainer.state.max_steps or 0)}
+    model.max_seq_length = getattr(model, "lextune_base_max_seq_length", model.max_seq_length)
+    summary["world_size"] = trainer.args.world_size
+    if not trainer.is_world_process_zero():  # torchrun: one process writes the model
+        return summary
     with atomic_dir(out, overwrite=True) as tmp:
         if cfg.lora and cfg.merge_lora:
             merged = model[0].auto_model.merge_and_unload()
@@ -204,6 +321,27 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     return summary
 
 
+VAL_METRIC = "val_cosine_ndcg@10"
+
+
+def _eval_args(cfg: BiEncoderTrainConfig) -> dict:
+    if not cfg.eval:
+        return {}
+    return {"eval_strategy": "steps", "eval_steps": cfg.eval.steps, "save_steps": cfg.eval.steps,
+            "load_best_model_at_end": True, "metric_for_best_model": f"eval_{VAL_METRIC}", "greater_is_better": True}
+
+
+def _best_step(trainer) -> int | None:
+    ckpt = trainer.state.best_model_checkpoint
+    return int(ckpt.rsplit("-", 1)[1]) if ckpt else None
+
+
+def _peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
 def _model_card(folder: Path, cfg: BiEncoderTrainConfig, summary: dict) -> None:
     kind = f"LoRA r={cfg.lora.r} alpha={cfg.lora.alpha} on {', '.join(cfg.lora.target_modules)}" if cfg.lora else "full fine-tuning"
     text = f"""---
@@ -221,8 +359,16 @@ Fine-tuned from `{cfg.base_model}` by lextune ({kind}).
 - Loss: {cfg.loss}, temperature {cfg.temperature} (scale {1 / cfg.temperature:g}); batch {cfg.batch_size};
   lr {cfg.learning_rate}; max length {cfg.max_seq_length}; {cfg.epochs} epoch(s), {summary['steps']} steps.
 - Training loss {summary['train_loss']:.4f}; {summary['seconds']:.0f} s wall.
-
+{_validation_line(summary)}
 Scores: see the evaluation that produced this model's numbers (`lextune eval`), recorded in
 docs/benchmarks.md of the lextune repository.
 """
     (folder / "README.md").write_text(text, encoding="utf-8")
+
+
+def _validation_line(summary: dict) -> str:
+    v = summary.get("validation")
+    if not v:
+        return ""
+    return (f"- Validation (synthetic split held out by source document): nDCG@10 {v['before_ndcg@10']:.4f} before, "
+            f"{v['after_ndcg@10']:.4f} after (best step {v['best_step']}).\n")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError, MissingExtraError
-from lextune.train.biencoder import LoraSettings, _load_texts
+from lextune.train.biencoder import LoraSettings, _freeze_lower_layers, _load_texts
 
 
 class RerankerTrainConfig(BaseModel):
@@ -39,6 +39,8 @@ class RerankerTrainConfig(BaseModel):
     max_length: int = 256
     lora: LoraSettings | None = None
     qlora: bool = Field(False, description="4-bit base weights through bitsandbytes (CUDA only).")
+    freeze_embeddings: bool = Field(True, description="Keep the word embeddings fixed (CPU recipe).")
+    train_layers: int | None = Field(None, ge=1, description="Train only the top N layers (+ head); None: all.")
     seed: int = 13
     logging_steps: int = 10
     device: str | None = None
@@ -109,6 +111,14 @@ def load_cross_encoder(cfg: RerankerTrainConfig):
         model.add_adapter(LoraConfig(
             task_type=TaskType.SEQ_CLS, r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
             target_modules=cfg.lora.target_modules, modules_to_save=["classifier", "pooler"]))
+    else:
+        hf = model.model
+        base = getattr(hf, hf.base_model_prefix, hf)
+        if cfg.freeze_embeddings:
+            for p in base.get_input_embeddings().parameters():
+                p.requires_grad = False
+        if cfg.train_layers:
+            _freeze_lower_layers(base, cfg.train_layers)
     return model, resolved
 
 

@@ -1,0 +1,11 @@
+"""``lextune run``: the whole workflow from one YAML file, stage by stage, cached and resumable."""
+
+from lextune.pipeline.config import STAGES, EvalDataset, EvalStageConfig, RunConfig, TargetedConfig
+
+__all__ = ["STAGES", "EvalDataset", "EvalStageConfig", "RunConfig", "TargetedConfig", "run_pipeline"]
+
+
+def run_pipeline(*args, **kwargs):
+    from lextune.pipeline.run import run_pipeline as _run
+
+    return _run(*args, **kwargs)

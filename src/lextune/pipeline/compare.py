@@ -1,0 +1,137 @@
+"""The eval stage of ``lextune run``: base versus tuned pipelines on every configured dataset.
+
+Systems: BM25, base dense, base hybrid (RRF), tuned dense, tuned hybrid, and tuned hybrid + the trained
+reranker over its top ``k_rerank``, each evaluated by :func:`lextune.eval.run_evaluation` (metrics.json,
+failure notebooks, report.html per dataset and query file), and one comparison table for the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from lextune.artifacts import write_json_atomic
+from lextune.eval.evaluate import EvalConfig
+from lextune.index.bm25 import run_top
+from lextune.index.fusion import FusionConfig, fuse_runs
+from lextune.runs import Run
+
+HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
+
+
+def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
+    """Rank-normalised blend of the first stage and the reranker on the reranked head:
+    ``weight / (rank_rerank) + (1 - weight) / (rank_first)`` (both from 1); the rest keeps its order."""
+    out: Run = {}
+    for q, docs in reranked.items():
+        head = sorted(docs.items(), key=lambda kv: -kv[1])[:k]
+        first_order = {d: i + 1 for i, (d, _) in enumerate(sorted(first.get(q, {}).items(), key=lambda kv: -kv[1]))}
+        scored = {d: weight / (i + 1) + (1 - weight) / first_order.get(d, len(first_order) + 1)
+                  for i, (d, _) in enumerate(head)}
+        tail = [d for d, _ in sorted(first.get(q, {}).items(), key=lambda kv: -kv[1]) if d not in scored]
+        out[q] = {**scored, **{d: -1.0 - i for i, d in enumerate(tail)}}
+    return out
+
+
+def _dataset_index(ctx, ds_cfg, ds):
+    """The index to search for this dataset: the run's, or one over the dataset's own corpus."""
+    from lextune.index import IndexBuildConfig, LexIndex, build_index
+    from lextune.index.dense import DenseConfig
+
+    if ds_cfg.corpus == "run":
+        return LexIndex.load(ctx.dir("index"))
+    folder = ctx.dir("eval") / ds_cfg.name / "index"
+    if (folder / "meta.json").is_file():
+        return LexIndex.load(folder)
+    docs = [{"id": i, "title": d["title"], "text": d["text"],
+             "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in ds.corpus.items()]
+    cfg = IndexBuildConfig(bm25=ctx.config.bm25, dense=DenseConfig(model=ctx.config.base_model,
+                                                                   index_type=ctx.config.dense_index_type))
+    ctx.say("eval", f"{ds_cfg.name}: indexing its {len(docs)} passages (BM25 + base dense)")
+    return build_index(docs, folder, cfg, source={"beir": str(ds.path)})
+
+
+def compare(ctx) -> dict:
+    """Evaluate every system on every dataset; write eval/comparison.{json,md}; return the comparison."""
+    from lextune.eval.run import System, run_evaluation
+    from lextune.index.dense import DenseConfig, DenseIndex
+    from lextune.index.rerank import RerankConfig, Reranker
+    from lextune.models.biencoder import BiEncoder
+    from lextune.runs import load_beir
+
+    cfg = ctx.config.eval
+    fusion = FusionConfig(method="rrf", rrf_k=cfg.rrf_k)
+    tuned_spec = str(ctx.biencoder) if ctx.biencoder else None
+    reranker = None
+    if ctx.reranker:
+        reranker = Reranker(RerankConfig(model=str(ctx.reranker), k=cfg.k_rerank,
+                                         max_length=(ctx.config.train_reranker or {}).get("max_length", 256)))
+    base_enc = BiEncoder(ctx.config.base_model)
+    tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
+    table: dict = {"datasets": {}}
+    for ds_cfg in cfg.datasets:
+        path = Path(ds_cfg.path) if ds_cfg.path else ctx.dir("synth")
+        index = None
+        tuned_dense = None
+        for qfile in ds_cfg.queries_files:
+            ds = load_beir(path, queries_file=qfile, split=ds_cfg.split)
+            if index is None:
+                index = _dataset_index(ctx, ds_cfg, ds)
+                base_dense = index.dense(base_enc)
+                if tuned_enc is not None:
+                    ids = list(index.docs)
+                    ctx.say("eval", f"{ds_cfg.name}: encoding {len(ids)} passages with the tuned model (cached)")
+                    tuned_dense = DenseIndex(DenseConfig(model=tuned_spec, index_type=ctx.config.dense_index_type),
+                                             tuned_enc).build(ids, [index.docs[i]["contents"] for i in ids])
+            queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
+            if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
+                keep = sorted(queries, key=lambda q: hashlib.sha1(q.encode()).hexdigest())[: ds_cfg.max_queries]
+                queries = {q: queries[q] for q in sorted(keep)}
+                ds.queries, ds.qrels = queries, {q: ds.qrels[q] for q in queries}
+            runs: dict[str, Run] = {"bm25": index.bm25.search(queries, 100), "dense-base": base_dense.search(queries, 100)}
+            runs["hybrid-base"] = run_top(fuse_runs([runs["bm25"], runs["dense-base"]], fusion), 100)
+            if tuned_dense is not None:
+                runs["dense-tuned"] = tuned_dense.search(queries, 100)
+                runs["hybrid-tuned"] = run_top(fuse_runs([runs["bm25"], runs["dense-tuned"]], fusion), 100)
+            if reranker is not None:
+                first = runs.get("hybrid-tuned", runs["hybrid-base"])
+                ctx.say("eval", f"{ds_cfg.name}/{qfile}: reranking the top {cfg.k_rerank} of {len(queries)} queries")
+                reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
+                name = ("hybrid-tuned" if "hybrid-tuned" in runs else "hybrid-base") + "+rerank"
+                runs[name] = reranked if cfg.rerank_weight is None else blend(first, reranked, cfg.rerank_weight,
+                                                                             cfg.k_rerank)
+            provenance = {"bm25": {"index": str(index.folder), "bm25": index.meta.get("config", {}).get("bm25")},
+                          "base_model": base_enc.describe() | {"fingerprint": base_enc.fingerprint()},
+                          "tuned_model": (tuned_enc.describe() | {"fingerprint": tuned_enc.fingerprint()})
+                          if tuned_enc else None, "reranker": str(ctx.reranker) if ctx.reranker else None,
+                          "fusion": fusion.model_dump(), "k_rerank": cfg.k_rerank, "rerank_weight": cfg.rerank_weight}
+            systems = [System(n, r, {"system": n, **provenance}) for n, r in runs.items()]
+            out = ctx.dir("eval") / ds_cfg.name / Path(qfile).stem
+            result = run_evaluation(ds, systems, out, config=EvalConfig(), queries_file=qfile, split=ds_cfg.split,
+                                    report=cfg.report, map_encoder=tuned_enc or base_enc if cfg.report else None)
+            table["datasets"][f"{ds_cfg.name}/{Path(qfile).stem}"] = {
+                "queries": len(result.queries), "folder": str(out.relative_to(ctx.root)),
+                "systems": {s: {m: result.overall[s][m] for m in HEADLINE if m in result.overall[s]}
+                            for s in result.systems}}
+            ctx.say("eval", f"{ds_cfg.name}/{qfile}: " + ", ".join(
+                f"{s} {result.overall[s]['ndcg@10']:.3f}" for s in result.systems))
+    ctx.dir("eval").mkdir(parents=True, exist_ok=True)
+    write_json_atomic(ctx.dir("eval") / "comparison.json", table)
+    (ctx.dir("eval") / "comparison.md").write_text(comparison_markdown(table), encoding="utf-8")
+    return table
+
+
+def comparison_markdown(table: dict) -> str:
+    lines = []
+    for name, d in table["datasets"].items():
+        lines += [f"### {name} ({d['queries']} queries)", "", "| system | " + " | ".join(HEADLINE) + " |",
+                  "|---|" + "---:|" * len(HEADLINE)]
+        for s, m in d["systems"].items():
+            lines.append(f"| {s} | " + " | ".join(f"{m.get(x, float('nan')):.3f}" for x in HEADLINE) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def load_comparison(run_dir: str | Path) -> dict:
+    return json.loads((Path(run_dir) / "eval" / "comparison.json").read_text(encoding="utf-8"))

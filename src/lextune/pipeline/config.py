@@ -1,0 +1,100 @@
+"""The one YAML file of ``lextune run``: inputs, every stage's settings, and what to evaluate on."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lextune.errors import ConfigError
+from lextune.index.bm25 import BM25Config
+from lextune.ingest.pipeline import IngestConfig
+from lextune.mine import MineConfig
+from lextune.synth.pipeline import SynthConfig
+
+STAGES = ["ingest", "synth", "index", "mine", "train_biencoder", "train_reranker", "eval", "targeted"]
+Stage = Literal["ingest", "synth", "index", "mine", "train_biencoder", "train_reranker", "eval", "targeted"]
+_PATHS = {"train_file": "-", "corpus": "-", "output_dir": "-"}
+
+
+class EvalDataset(BaseModel):
+    """A labelled set to compare base and tuned pipelines on.
+
+    ``path: null`` is the run's own synthetic validation split. ``corpus: run`` searches the run's
+    index (the dataset's ids must be the run's chunk ids, as when the run ingested that dataset's
+    corpus.jsonl); ``own`` indexes the dataset's corpus.jsonl first.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    path: str | None = None
+    queries_files: list[str] = Field(default_factory=lambda: ["queries.jsonl"])
+    split: str = "dev"
+    corpus: Literal["run", "own"] = "run"
+    max_queries: int | None = Field(None, ge=1, description="Evaluate a stable sample of this many queries.")
+
+
+class EvalStageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[EvalDataset] = Field(default_factory=lambda: [EvalDataset(name="synthetic-dev")])
+    k_rerank: int = Field(50, ge=1, description="Hybrid hits the trained reranker re-scores.")
+    rerank_weight: float | None = Field(
+        None, ge=0, le=1, description="Blend reranker and fused scores (rank-normalised); None: reranker order only.")
+    rrf_k: int = 60
+    report: bool = True
+
+
+class TargetedConfig(BaseModel):
+    """The failure-driven second pass (see :mod:`lextune.pipeline.targeted`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failure_rank: int = Field(1, ge=1, description="A validation query fails when its gold ranks below this.")
+    max_failures: int = Field(500, ge=1)
+    queries_per_gold: int = Field(3, ge=1, description="New offline queries around every missed gold chunk.")
+    n_negatives: int = Field(1, ge=1, description="Negatives per record, from the chunks that outranked the gold.")
+    replay_ratio: float = Field(0.5, ge=0, description="Earlier training records added per new record.")
+    check_fraction: float = Field(0.5, gt=0, lt=1, description="Validation queries kept apart to judge the pass.")
+    train: dict[str, Any] = Field(default_factory=lambda: {"learning_rate": 1e-5, "epochs": 1.0},
+                                  description="Overrides of the bi-encoder settings for the continued training.")
+    seed: int = 13
+
+
+class RunConfig(BaseModel):
+    """``lextune run pipeline.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str = "lextune-run"
+    inputs: list[str] = Field(..., min_length=1, description="Files or folders for ingest.")
+    base_model: str = "bundled:multilingual-e5-small"
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    bm25: BM25Config = Field(default_factory=BM25Config)
+    dense_index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    mine: MineConfig = Field(default_factory=MineConfig)
+    train_biencoder: dict[str, Any] | None = Field(default_factory=dict,
+                                                   description="BiEncoderTrainConfig fields (paths are filled in).")
+    train_reranker: dict[str, Any] | None = Field(default_factory=dict,
+                                                  description="RerankerTrainConfig fields (paths are filled in).")
+    eval: EvalStageConfig = Field(default_factory=EvalStageConfig)
+    targeted: TargetedConfig | None = Field(default_factory=TargetedConfig)
+
+    @model_validator(mode="after")
+    def _check_training_sections(self) -> RunConfig:
+        from lextune.train.biencoder import BiEncoderTrainConfig
+        from lextune.train.reranker import RerankerTrainConfig
+
+        for name, model in (("train_biencoder", BiEncoderTrainConfig), ("train_reranker", RerankerTrainConfig)):
+            section = getattr(self, name)
+            if section is None:
+                continue
+            bad = set(section) & (set(_PATHS) | {"base_model"})
+            if bad:
+                raise ConfigError(f"{name}: {sorted(bad)} are set by the run (base_model is the top-level one)")
+            model.model_validate({**section, **_PATHS})
+        if self.targeted is not None and self.train_biencoder is None:
+            raise ConfigError("targeted continues the bi-encoder: it needs train_biencoder")
+        return self

@@ -1,0 +1,121 @@
+"""`lextune run`: stages cached by hashes, --from/--until, the manifest, base vs tuned comparison, the
+targeted pass; the demo's config; config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lextune.errors import ConfigError
+
+LAWS = Path(__file__).resolve().parents[1] / "src" / "lextune" / "data" / "laws"
+
+
+def tiny_config(run_dir: Path) -> dict:
+    steps = {"max_steps": 2}
+    return {
+        "run_dir": str(run_dir),
+        "inputs": [str(LAWS / "000549.json"), str(LAWS / "010910.json")],
+        "synth": {"generators": ["title", "ict", "refs"], "dev_fraction": 0.5},
+        "mine": {"n_negatives": 2},
+        "train_biencoder": {"batch_size": 8, "max_seq_length": 48, "train_layers": 1, **steps},
+        "train_reranker": {"n_negatives": 2, "batch_size": 2, "max_length": 64, "train_layers": 1, **steps},
+        "eval": {"k_rerank": 5, "report": False, "rerank_weight": 0.5},
+        "targeted": {"queries_per_gold": 1, "train": {"learning_rate": 1e-5, **steps}},
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, bundled_dir):
+    from lextune.pipeline import RunConfig, run_pipeline
+
+    root = tmp_path_factory.mktemp("run")
+    cfg = RunConfig.model_validate(tiny_config(root / "run"))
+    messages = []
+    result = run_pipeline(cfg, progress=lambda stage, msg: messages.append((stage, msg)))
+    return cfg, result, messages
+
+
+def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
+    cfg, result, messages = tiny_run
+    assert [r["status"] for r in result.stages.values()] == ["ran"] * 8
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["type"] == "run" and set(manifest["stages"]) == set(result.stages)
+    assert "train_biencoder/model/meta.json" in manifest["artifacts"]["train_biencoder"]
+    systems = result.comparison["datasets"]["synthetic-dev/queries"]["systems"]
+    assert list(systems) == ["bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned", "hybrid-tuned+rerank"]
+    assert all(0 <= m["ndcg@10"] <= 1 for m in systems.values())
+    assert (result.run_dir / "eval" / "comparison.md").read_text().count("| hybrid-tuned |") == 1
+    assert (result.run_dir / "eval" / "synthetic-dev" / "queries" / "metrics.json").is_file()
+    assert any(stage == "eval" and "dense-tuned" in msg for stage, msg in messages)
+    t = result.stages["targeted"]["summary"]
+    assert t["new_records"] > 0 and set(t["by_category"]) == {"recall", "sibling_article", "sibling_law", "ranking"}
+    assert t["check_queries"] > 0 and t["select_queries"] > 0
+    assert (result.run_dir / "targeted" / "model" / "meta.json").is_file()
+    assert (result.run_dir / "targeted" / "data" / "failures-select.jsonl").is_file()
+    assert (result.run_dir / "pipeline.yaml").is_file()
+
+
+def test_unchanged_stages_are_reused_and_from_reruns(tiny_run):
+    from lextune.pipeline import RunConfig, run_pipeline
+
+    cfg, result, _ = tiny_run
+    again = run_pipeline(cfg)
+    assert [r["status"] for r in again.stages.values()] == ["cached"] * 8
+    assert again.comparison == result.comparison
+    partial = run_pipeline(cfg, from_stage="targeted")
+    assert [r["status"] for r in partial.stages.values()] == ["cached"] * 7 + ["ran"]
+    # a changed synth config reruns synth and what depends on it, not ingest or the index
+    changed = RunConfig.model_validate({**tiny_config(Path(cfg.run_dir)), "synth": {"generators": ["ict"],
+                                                                                  "dev_fraction": 0.5}})
+    upto = run_pipeline(changed, until="mine")
+    assert {s: r["status"] for s, r in upto.stages.items()} == {
+        "ingest": "cached", "synth": "ran", "index": "cached", "mine": "ran", "train_biencoder": "not run (--until)",
+        "train_reranker": "not run (--until)", "eval": "not run (--until)", "targeted": "not run (--until)"}
+
+
+def test_blend_by_hand():
+    from lextune.pipeline.compare import blend
+
+    first = {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}}
+    reranked = {"q": {"c": 9.0, "a": 5.0, "b": 1.0, "d": -1e6}}
+    out = blend(first, reranked, 0.5, k=3)["q"]
+    # a: 0.5/2 + 0.5/1 = 0.75; c: 0.5/1 + 0.5/3 = 0.667; b: 0.5/3 + 0.5/2 = 0.417; d below the head
+    assert out["a"] == pytest.approx(0.75) and out["c"] == pytest.approx(2 / 3) and out["b"] == pytest.approx(5 / 12)
+    assert sorted(out, key=lambda d: -out[d]) == ["a", "c", "b", "d"]
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    from lextune.pipeline import RunConfig, run_pipeline
+
+    with pytest.raises(ConfigError, match="set by the run"):
+        RunConfig.model_validate({**tiny_config(tmp_path), "train_biencoder": {"train_file": "x"}})
+    with pytest.raises(ConfigError, match="targeted"):
+        RunConfig.model_validate({**tiny_config(tmp_path), "train_biencoder": None})
+    with pytest.raises(ConfigError, match="unknown stage"):
+        run_pipeline(RunConfig.model_validate(tiny_config(tmp_path)), until="training")
+    with pytest.raises(ConfigError, match="does not exist"):
+        run_pipeline(RunConfig.model_validate({**tiny_config(tmp_path), "inputs": [str(tmp_path / "missing.json")]}))
+
+
+def test_cli_run_until_and_demo_config(tmp_path):
+    from typer.testing import CliRunner
+
+    from lextune.cli.main import app
+    from lextune.demo import bundled_laws, demo_config
+
+    cfg_file = tmp_path / "pipeline.yaml"
+    cfg_file.write_text(yaml.safe_dump(tiny_config(tmp_path / "r")), encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", str(cfg_file), "--until", "synth"])
+    assert res.exit_code == 0, res.output
+    assert "synth" in res.output and (tmp_path / "r" / "synth" / "qrels" / "dev.tsv").is_file()
+    assert not (tmp_path / "r" / "index").exists()
+    bad = CliRunner().invoke(app, ["run", str(cfg_file), "--set", "mine.n_negatives=0"])
+    assert bad.exit_code == 2 and "n_negatives" in bad.output
+    demo = demo_config(tmp_path / "d")
+    assert [Path(p) for p in demo.inputs] == bundled_laws() and demo.targeted is not None
+    shown = CliRunner().invoke(app, ["demo", "--show-config", "--out", str(tmp_path / "d")])
+    assert shown.exit_code == 0 and "train_biencoder" in shown.output
