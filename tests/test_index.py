@@ -171,3 +171,21 @@ def test_cli_index_build_and_search(bundled_dir, tmp_path):
     assert len(run["q1"]) == 5
     res = runner.invoke(app, ["search", "질문", "-i", str(tmp_path / "idx"), "--mode", "dense"])
     assert res.exit_code == 2 and "no dense part" in res.output
+
+
+def test_auto_index_type_is_exact_when_small_and_hnsw_when_large():
+    import faiss
+    import numpy as np
+
+    from lextune.index.dense import DenseConfig, DenseIndex
+
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 16)).astype("float32")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(300)]
+    small = DenseIndex(DenseConfig(index_type="auto")).build_from_vectors(ids, vecs)
+    large = DenseIndex(DenseConfig(index_type="auto", auto_hnsw_above=100)).build_from_vectors(ids, vecs)
+    assert isinstance(small.index, faiss.IndexFlatIP) and isinstance(large.index, faiss.IndexHNSWFlat)
+    exact = small.search_vectors(["q"], vecs[:1], 5)["q"]
+    approx = large.search_vectors(["q"], vecs[:1], 5)["q"]
+    assert next(iter(sorted(exact, key=lambda d: -exact[d]))) == "d0" == max(approx, key=approx.get)

@@ -20,7 +20,7 @@ def build(
     bm25: bool = typer.Option(True, "--bm25/--no-bm25"),
     dense: str | None = typer.Option(None, "--dense", help="Model spec for a dense part."),
     tokenizer: str = typer.Option("kiwi", "--tokenizer", help="BM25 tokenizer: kiwi or whitespace."),
-    index_type: str = typer.Option("flat", "--index-type", help="flat, hnsw or ivf."),
+    index_type: str = typer.Option("flat", "--index-type", help="flat, hnsw, ivf, or auto (HNSW above 200k chunks)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML IndexBuildConfig."),
     overrides: list[str] = typer.Option([], "--set"),
 ) -> None:

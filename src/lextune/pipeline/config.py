@@ -73,7 +73,7 @@ class RunConfig(BaseModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
-    dense_index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    dense_index_type: Literal["flat", "hnsw", "ivf", "auto"] = "flat"
     mine: MineConfig = Field(default_factory=MineConfig)
     train_biencoder: dict[str, Any] | None = Field(default_factory=dict,
                                                    description="BiEncoderTrainConfig fields (paths are filled in).")
