@@ -119,3 +119,28 @@ def test_cli_run_until_and_demo_config(tmp_path):
     assert [Path(p) for p in demo.inputs] == bundled_laws() and demo.targeted is not None
     shown = CliRunner().invoke(app, ["demo", "--show-config", "--out", str(tmp_path / "d")])
     assert shown.exit_code == 0 and "train_biencoder" in shown.output
+
+
+def test_targeted_records_use_outrankers_not_siblings_and_never_a_validation_query():
+    from lextune.eval.failures import FailureCase, Gold, Hit
+    from lextune.ingest import ingest_chunks
+    from lextune.pipeline import TargetedConfig
+    from lextune.pipeline.targeted import targeted_records
+
+    chunks, _ = ingest_chunks([LAWS / "000549.json"])
+    by_id = {c.id: c for c in chunks}
+    docs = {c.id: {"parent_id": c.parent_id} for c in chunks}
+    gold = next(c for c in chunks if c.parent_id and sum(1 for x in chunks if x.parent_id == c.parent_id) > 1)
+    sibling = next(c for c in chunks if c.parent_id == gold.parent_id and c.id != gold.id)
+    others = [c for c in chunks if c.parent_id != gold.parent_id][:3]
+    case = FailureCase("v1", "검증 질문", "sibling_article", 5, golds=[Gold(gold.id, gold.title, 5)],
+                       top=[Hit(sibling.id, "", 0.9, False)] + [Hit(o.id, "", 0.8 - i / 10, False) for i, o in enumerate(others)]
+                       + [Hit(gold.id, "", 0.1, True)])
+    banned = {"검증 질문"}
+    records = targeted_records([case], by_id, docs, TargetedConfig(queries_per_gold=2, n_negatives=2), banned)
+    assert 1 <= len(records) <= 2
+    for r in records:
+        assert r["pos"] == [gold.id] and sibling.id not in r["neg"]
+        assert r["neg"][:3] == [o.id for o in others] and r["query"] not in banned
+        assert r["source_failure"] == "v1" and r["category"] == "sibling_article"
+    assert len({r["query"] for r in records}) == len(records)

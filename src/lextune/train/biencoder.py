@@ -88,6 +88,7 @@ class BiEncoderTrainConfig(BaseModel):
     resume: bool = True
     max_examples: int | None = None
     device: str | None = None
+    progress: bool = Field(True, description="Progress bar with loss and throughput.")
 
 
 def _load_texts(corpus: str) -> dict[str, str]:
@@ -270,7 +271,7 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
         weight_decay=cfg.weight_decay, bf16=cfg.bf16, seed=cfg.seed, save_total_limit=2,
         logging_steps=cfg.logging_steps, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts,
         activation_checkpointing=cfg.gradient_checkpointing, report_to="none", dataloader_drop_last=False,
-        use_cpu=(cfg.device == "cpu"),
+        use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
         **({"save_steps": cfg.save_steps} | _eval_args(cfg)),
     )
     callbacks = []

@@ -44,6 +44,7 @@ class RerankerTrainConfig(BaseModel):
     seed: int = 13
     logging_steps: int = 10
     device: str | None = None
+    progress: bool = Field(True, description="Progress bar with loss and throughput.")
 
 
 def epoch_rows(records: list[dict], texts: dict[str, str], cfg: RerankerTrainConfig, epoch: int) -> list[dict]:
@@ -145,6 +146,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
         output_dir=str(out.with_name(f".{out.name}.checkpoints")), num_train_epochs=1, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
         logging_steps=cfg.logging_steps, report_to="none", save_strategy="no", use_cpu=(cfg.device == "cpu"),
+        disable_tqdm=not cfg.progress,
     )
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=_dataset(rows, cfg.loss), loss=loss)
     result = trainer.train()
