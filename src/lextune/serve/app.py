@@ -454,4 +454,4 @@ def serve(config: ServeConfig) -> None:
         raise MissingExtraError(f'serving needs uvicorn ({exc}): pip install "lextune[serve]"') from exc
 
     app = create_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info")
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=config.access_log)

@@ -46,5 +46,6 @@ class ServeConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     device: str | None = None
+    access_log: bool = Field(False, description="One log line per request (costs CPU under load).")
     limits: ServeLimits = Field(default_factory=ServeLimits)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
