@@ -105,13 +105,13 @@ def _load_texts(corpus: str) -> dict[str, str]:
     return {c.id: c.contents for c in read_chunks(p)}
 
 
-def build_dataset(cfg: BiEncoderTrainConfig):
+def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None):
     """Rows (anchor, positive, negative_1..n) from the mined records; texts resolved from the corpus."""
     try:
         from datasets import Dataset
     except ImportError as exc:
         raise MissingExtraError('training needs datasets: pip install "lextune[train]"') from exc
-    texts = _load_texts(cfg.corpus)
+    texts = texts if texts is not None else _load_texts(cfg.corpus)
     rng = random.Random(cfg.seed)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     for i in range(cfg.n_negatives):
@@ -257,10 +257,10 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
 
     start = time.perf_counter()
     model, resolved = load_trainable(cfg)
-    dataset, skipped = build_dataset(cfg)
-    evaluator = build_evaluator(cfg, _load_texts(cfg.corpus), template_from_prompts(getattr(model, "prompts", None))) \
-        if cfg.eval else None
+    texts = _load_texts(cfg.corpus)
+    dataset, skipped = build_dataset(cfg, texts)
     template = template_from_prompts(getattr(model, "prompts", None))
+    evaluator = build_evaluator(cfg, texts, template) if cfg.eval else None
     prompts = {"anchor": template.query, "positive": template.passage}
     prompts.update({f"negative_{i + 1}": template.passage for i in range(cfg.n_negatives)})
     out = Path(cfg.output_dir)
