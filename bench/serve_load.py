@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--index", default=None, help="An index folder (default: build one over koblex-dev).")
     ap.add_argument("--requests", type=int, default=200, help="Requests per endpoint at concurrency 8 and 32.")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
+                    help="How the service runs the embedding model (ServeConfig.backend).")
+    ap.add_argument("--endpoints", nargs="+", default=["/v1/embeddings", "/v1/search", "/v1/rerank"])
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "serve_load.json"))
     args = ap.parse_args()
 
@@ -89,7 +92,8 @@ def main() -> None:
         env = dict(os.environ, LEXTUNE_API_KEY="")
         env.pop("LEXTUNE_API_KEY")
         server = subprocess.Popen([LEXTUNE, "serve", "--index", index, "--reranker", str(bundled_model_dir()),
-                                   "--port", str(port), "--set", "reranker_max_length=256"], env=env)
+                                   "--port", str(port), "--set", "reranker_max_length=256",
+                                   "--set", f"backend={args.backend}"], env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             import httpx
@@ -109,8 +113,12 @@ def main() -> None:
                 "/v1/rerank": [{"query": q, "documents": docs[i % 8 * 8 : i % 8 * 8 + 8], "top_n": 3}
                                for i, q in enumerate(questions)],
             }
+            backend = httpx.get(url + "/health").json().get("backend")
+            print(f"embedding backend: {backend}")
             rows = []
             for path, bodies in endpoints.items():
+                if path not in args.endpoints:
+                    continue
                 for c in args.concurrency:
                     n = args.requests if c > 1 else max(30, args.requests // 4)
                     if path == "/v1/rerank":
@@ -123,7 +131,8 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     result = {"benchmark": "serve_load", "date": time.strftime("%Y-%m-%d"), "index": args.index or "koblex-dev (16,463 passages)",
-              "model": "bundled:multilingual-e5-small", "rows": rows}
+              "model": "bundled:multilingual-e5-small", "backend": backend,
+              "machine": "2-core AMD EPYC VM (AVX2), load generator on the same cores", "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
 

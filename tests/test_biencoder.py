@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import numpy as np
@@ -115,3 +116,31 @@ def test_peft_adapter_folder_loads_with_its_base(bundled_dir, tmp_path):
     assert cfg["r"] == 4 and cfg["lora_alpha"] == 8 and cfg["target_modules"] == ["query", "value"]
     base = BiEncoder(bundled_dir, device="cpu").encode_passages(PASSAGES)
     assert not np.allclose(got, base, atol=1e-3)  # the adapter really changed the model
+    if importlib.util.find_spec("onnxruntime"):
+        assert BiEncoder(adapter_dir, device="cpu", backend="auto").backend == "torch"  # adapters: torch
+        with pytest.raises(ConfigError, match="merge it first"):
+            BiEncoder(adapter_dir, device="cpu", backend="onnx")
+
+
+def test_onnx_backend_gives_the_torch_vectors(encoder, onnx_encoder, bundled_dir, lextune_home):
+    """ONNX Runtime at fp32 encodes like torch (same fingerprint, so it queries torch-built indexes);
+    int8 stays close; the export is cached per model; auto picks ONNX on a CPU."""
+    from lextune.models.biencoder import BiEncoder
+
+    queries = ["임차인의 보증금 반환", "전자금융사고 손해배상 책임은 누가 지나요?", "야간 방문 추심"]
+    np.testing.assert_allclose(onnx_encoder.encode_queries(queries), encoder.encode_queries(queries), atol=2e-5)
+    np.testing.assert_allclose(onnx_encoder.encode_passages(PASSAGES), encoder.encode_passages(PASSAGES), atol=2e-5)
+    assert onnx_encoder.fingerprint() == encoder.fingerprint() and onnx_encoder.backend == "onnx"
+    assert (lextune_home / "cache" / "onnx" / encoder.fingerprint() / "model.onnx").is_file()
+    assert not list((lextune_home / "cache" / "onnx" / encoder.fingerprint()).glob(".tmp-*"))  # nothing half-written
+
+    raw_torch = BiEncoder(str(bundled_dir), normalize=False, device="cpu").encode_passages(PASSAGES)
+    raw_onnx = BiEncoder(str(bundled_dir), normalize=False, device="cpu", backend="onnx").encode_passages(PASSAGES)
+    np.testing.assert_allclose(raw_onnx, raw_torch, atol=1e-4)
+
+    int8 = BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="onnx-int8")
+    cos = (int8.encode_queries(queries) * encoder.encode_queries(queries)).sum(1)
+    assert cos.min() > 0.98 and cos.max() < 0.99999  # close, but really quantised
+    assert BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="auto").backend == "onnx"
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="tensorrt")

@@ -67,6 +67,32 @@ def test_rrf_fusion_by_hand():
     assert only["q"].keys() == a["q"].keys()
 
 
+def test_rrf_equals_ranx():
+    """The plain-Python RRF gives ranx's scores on random runs (distinct scores, queries some runs lack)."""
+    import ranx
+
+    rng = np.random.default_rng(3)
+    docs = [f"d{i}" for i in range(40)]
+    runs = []
+    for r in range(3):
+        run = {}
+        for q in range(12):
+            if (q + r) % 5 == 0:
+                continue
+            picked = rng.choice(docs, size=int(rng.integers(1, 30)), replace=False)
+            run[f"q{q}"] = {str(d): float(s) for d, s in zip(picked, rng.permutation(len(picked)) + rng.random(), strict=True)}
+        runs.append(run)
+    ours = fuse_runs(runs, FusionConfig(method="rrf", rrf_k=20))
+    qids = sorted({q for r in runs for q in r})
+    filled = [ranx.Run({q: (r.get(q) or {f"__none__{i}": 0.0}) for q in qids}) for i, r in enumerate(runs)]
+    ref = ranx.fuse(runs=filled, method="rrf", params={"k": 20}).to_dict()
+    for q in qids:
+        expected = {d: s for d, s in ref[q].items() if not d.startswith("__none__")}
+        assert ours[q].keys() == expected.keys()
+        for d, s in expected.items():
+            assert ours[q][d] == pytest.approx(s, rel=1e-9)
+
+
 def test_weighted_sum_fusion_normalises():
     a = {"q": {"x": 10.0, "y": 0.0}}
     b = {"q": {"x": 0.0, "y": 1.0}}

@@ -29,7 +29,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(encoder, bundled_dir, tmp_path_factory, monkeypatch_module):
+def served(encoder, onnx_encoder, bundled_dir, tmp_path_factory, monkeypatch_module):
+    """The service as `lextune serve` runs it on a CPU: queries on ONNX Runtime, the index built by torch."""
     import uvicorn
 
     from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
@@ -47,7 +48,7 @@ def served(encoder, bundled_dir, tmp_path_factory, monkeypatch_module):
                          limits={"max_body_bytes": 64 * 1024, "max_inputs": 16, "max_documents": 20,
                                  "max_chars": 2000, "max_total_chars": 20_000, "max_k": 20},
                          batching={"max_batch": 64, "max_wait_ms": 20}, rerank_depth=10)
-    app = create_app(config, encoder=encoder, reranker=reranker, index=index)
+    app = create_app(config, encoder=onnx_encoder, reranker=reranker, index=index)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -163,7 +164,8 @@ def test_auth_malformed_and_oversized_bodies(served):
     r = httpx.post(served["url"] + "/v1/embeddings", content=b'{"input": ["a",', timeout=30,
                    headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
     assert r.status_code == 422
-    assert httpx.get(served["url"] + "/health").json()["status"] == "ok"  # no key needed for liveness
+    health = httpx.get(served["url"] + "/health").json()  # no key needed for liveness
+    assert health["status"] == "ok" and health["backend"] == "onnx"
 
 
 def test_oversized_bodies_are_refused_without_hurting_requests_in_flight(served):

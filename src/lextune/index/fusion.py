@@ -1,4 +1,9 @@
-"""Fusion of runs through ranx: reciprocal rank fusion and normalised weighted sum, weights tunable."""
+"""Fusion of runs: reciprocal rank fusion and (through ranx) normalised weighted sum, weights tunable.
+
+RRF is computed here in plain Python: it is a sum of 1/(k + rank), and ranx's numba kernels compile
+again for new inputs (~0.2 s each time) which made served search latency spiky. A test keeps it equal
+to ``ranx.fuse(method="rrf")``.
+"""
 
 from __future__ import annotations
 
@@ -41,19 +46,29 @@ def fuse_runs(runs: list[Run], config: FusionConfig | None = None) -> Run:
         return {q: {} for q in qids}
     if len(live) == 1:
         return {q: dict(live[0].get(q, {})) for q in qids}
+    if config.method == "rrf":
+        return {q: rrf(live, q, config.rrf_k) for q in qids}
     # ranx needs every query in every run: add an empty placeholder score where a run has nothing.
     filled = []
     for i, r in enumerate(runs):
         filled.append({q: (r.get(q) or {f"__none__{i}": 0.0}) for q in qids})
     ranx = _ranx()
     ranx_runs = [ranx.Run(r, name=f"r{i}") for i, r in enumerate(filled)]
-    if config.method == "rrf":
-        fused = ranx.fuse(runs=ranx_runs, method="rrf", params={"k": config.rrf_k})
-    else:
-        weights = config.weights or [1.0 / len(runs)] * len(runs)
-        fused = ranx.fuse(runs=ranx_runs, norm=config.norm, method="wsum", params={"weights": weights})
+    weights = config.weights or [1.0 / len(runs)] * len(runs)
+    fused = ranx.fuse(runs=ranx_runs, norm=config.norm, method="wsum", params={"weights": weights})
     out = fused.to_dict()
     return {q: {d: float(s) for d, s in out.get(q, {}).items() if not d.startswith("__none__")} for q in qids}
+
+
+def rrf(runs: list[Run], qid: str, k: int = 60) -> dict[str, float]:
+    """Reciprocal rank fusion of one query: sum over runs of 1 / (k + rank), rank 1 the best score
+    (ties broken by document id, as a sort by score then id would)."""
+    fused: dict[str, float] = {}
+    for run in runs:
+        ranked = sorted((run.get(qid) or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        for rank, (doc, _) in enumerate(ranked, 1):
+            fused[doc] = fused.get(doc, 0.0) + 1.0 / (k + rank)
+    return dict(sorted(fused.items(), key=lambda kv: -kv[1]))
 
 
 def tune_fusion(qrels: Qrels, runs: list[Run], config: FusionConfig | None = None,

@@ -117,7 +117,8 @@ class LexIndex:
     def dense(self, encoder=None) -> DenseIndex | None:
         if self._dense_folder is None:
             return None
-        if self._dense is None or encoder is not None:
+        # Loaded once per encoder (the service calls this on every search).
+        if self._dense is None or (encoder is not None and self._dense._encoder is not encoder):
             self._dense = DenseIndex.load(self._dense_folder, encoder)
         return self._dense
 

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from lextune.errors import ConfigError, MissingExtraError
+from lextune.models.onnx import BACKENDS, Backend
 from lextune.models.resolve import ResolvedModel, resolve_model
 from lextune.models.templates import Template, get_template, template_from_prompts
 
@@ -66,6 +67,7 @@ class BiEncoder:
         device: str | None = None,
         batch_size: int = 32,
         long_passages: LongPassages = "truncate",
+        backend: Backend = "torch",
     ) -> None:
         SentenceTransformer = _import_st()
         if long_passages not in ("truncate", "window"):
@@ -86,6 +88,19 @@ class BiEncoder:
         self.query_max_seq_length = min(query_max_seq_length or model_max, model_max)
         self.passage_max_seq_length = min(passage_max_seq_length or model_max, model_max)
         self.truncated = {"query": 0, "passage": 0}
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")
+        self._onnx = None
+        if backend == "auto":
+            from lextune.models.onnx import auto_runner
+
+            self._onnx = auto_runner(self)
+            backend = "onnx" if self._onnx is not None else "torch"
+        elif backend != "torch":
+            from lextune.models.onnx import OnnxRunner
+
+            self._onnx = OnnxRunner(self, backend)
+        self.backend: Backend = backend
 
     def _drop_normalize_module(self) -> None:
         """normalize=False must give raw pooled vectors even when the folder ends in a Normalize module."""
@@ -138,7 +153,9 @@ class BiEncoder:
                     if p.stat().st_size > 2 << 20:
                         f.seek(-(1 << 20), 2)
                         h.update(f.read())
-        settings = {k: v for k, v in self.describe().items() if k not in {"spec", "path", "kind"}}
+        # The backend is left out: ONNX fp32 gives the same vectors (cosine 1.0000) and int8 queries are
+        # meant to search an index built at fp32 (docs/benchmarks.md, "ONNX Runtime backend").
+        settings = {k: v for k, v in self.describe().items() if k not in {"spec", "path", "kind", "backend"}}
         h.update(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
         self._fingerprint = h.hexdigest()
         return self._fingerprint
@@ -155,6 +172,7 @@ class BiEncoder:
             "passage_max_seq_length": self.passage_max_seq_length,
             "long_passages": self.long_passages,
             "dimension": self.get_embedding_dimension(),
+            "backend": getattr(self, "backend", "torch"),
         }
 
     # -- encoding ----------------------------------------------------------------------------
@@ -190,6 +208,9 @@ class BiEncoder:
         return out[0] if single else out
 
     def _st_encode(self, items: list[str], prefix: str, limit: int, batch_size, show_progress_bar) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.encode([prefix + t for t in items], limit, normalize=self.normalize,
+                                     batch_size=batch_size or self.batch_size)
         old = self.model.max_seq_length
         self.model.max_seq_length = limit
         try:

@@ -191,7 +191,7 @@ class ServiceState:
             if spec:
                 from lextune.models.biencoder import BiEncoder
 
-                self.encoder = BiEncoder(spec, device=config.device)
+                self.encoder = BiEncoder(spec, device=config.device, backend=config.backend)
         self.reranker = reranker
         if self.reranker is None and config.reranker:
             from lextune.index.rerank import RerankConfig, Reranker
@@ -200,6 +200,10 @@ class ServiceState:
                                                   max_length=config.reranker_max_length), device=config.device)
         if self.index is not None and self.index._dense_folder is not None:
             self.index.dense(self.encoder)  # refuses an index built by another model, at start-up
+            if config.faiss_threads:
+                import faiss
+
+                faiss.omp_set_num_threads(config.faiss_threads)
         self.model_name = config.model_name or (served_name(self.encoder.spec) if self.encoder else None)
         self.reranker_name = config.reranker_name or (
             served_name(self.reranker.config.model) if self.reranker else None)
@@ -377,7 +381,7 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
     async def health() -> dict[str, Any]:
         """Liveness and what is loaded (no key needed)."""
         return {"status": "ok", "version": __version__, "embedding_model": state.model_name,
-                "reranker": state.reranker_name,
+                "backend": getattr(state.encoder, "backend", None), "reranker": state.reranker_name,
                 "index": {"documents": len(state.index.docs)} if state.index is not None else None}
 
     @app.get("/v1/models", response_model=ModelList, dependencies=auth, responses=ERRORS, tags=["service"])
