@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -23,7 +24,7 @@ def tiny_config(run_dir: Path) -> dict:
         "mine": {"n_negatives": 2},
         "train_biencoder": {"batch_size": 8, "max_seq_length": 48, "train_layers": 1, **steps},
         "train_reranker": {"n_negatives": 2, "batch_size": 2, "max_length": 64, "train_layers": 1, **steps},
-        "eval": {"k_rerank": 5, "report": False, "rerank_weight": 0.5},
+        "eval": {"k_rerank": 5, "report": False, "rerank_weight": "auto", "weight_queries": 20},
         "targeted": {"queries_per_gold": 1, "train": {"learning_rate": 1e-5, **steps}},
     }
 
@@ -51,6 +52,9 @@ def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
     assert (result.run_dir / "eval" / "comparison.md").read_text().count("| hybrid-tuned |") == 1
     assert (result.run_dir / "eval" / "synthetic-dev" / "queries" / "metrics.json").is_file()
     assert any(stage == "eval" and "dense-tuned" in msg for stage, msg in messages)
+    rw = result.comparison["rerank_weight"]  # chosen on synthetic validation queries, shown in the table
+    assert rw["queries"] == 20 and str(rw["weight"]) in rw["ndcg@10"] and "blend weight" in (
+        result.run_dir / "eval" / "comparison.md").read_text()
     t = result.stages["targeted"]["summary"]
     assert t["new_records"] > 0 and set(t["by_category"]) == {"recall", "sibling_article", "sibling_law", "ranking"}
     assert t["check_queries"] > 0 and t["select_queries"] > 0
@@ -88,6 +92,18 @@ def test_blend_by_hand():
     assert sorted(out, key=lambda d: -out[d]) == ["a", "c", "b", "d"]
 
 
+def test_rerank_weight_is_chosen_on_validation_by_hand():
+    from lextune.pipeline.compare import choose_rerank_weight
+
+    qrels = {"q": {"g": 1}}
+    first = {"q": {"a": 3.0, "b": 2.0, "g": 1.0}}
+    # g tops the blend when w/1 + (1-w)/3 beats a's w/3 + (1-w)/1, i.e. w > 0.5: the smallest such grid weight
+    weight, curve = choose_rerank_weight(qrels, first, {"q": {"g": 9.0, "b": 5.0, "a": 1.0}}, k=3)
+    assert weight == 0.6 and curve[0.6] == pytest.approx(1.0) and curve[0.5] < 1.0
+    weight, curve = choose_rerank_weight(qrels, first, {"q": {"a": 9.0, "b": 5.0, "g": 1.0}}, k=3)
+    assert weight == 0.0  # a reranker that only hurts is switched off
+
+
 def test_config_errors_name_the_problem(tmp_path):
     from lextune.pipeline import RunConfig, run_pipeline
 
@@ -95,6 +111,8 @@ def test_config_errors_name_the_problem(tmp_path):
         RunConfig.model_validate({**tiny_config(tmp_path), "train_biencoder": {"train_file": "x"}})
     with pytest.raises(ConfigError, match="targeted"):
         RunConfig.model_validate({**tiny_config(tmp_path), "train_biencoder": None})
+    with pytest.raises(pydantic.ValidationError, match="rerank_weight"):
+        RunConfig.model_validate({**tiny_config(tmp_path), "eval": {"rerank_weight": 1.5}})
     with pytest.raises(ConfigError, match="unknown stage"):
         run_pipeline(RunConfig.model_validate(tiny_config(tmp_path)), until="training")
     with pytest.raises(ConfigError, match="does not exist"):

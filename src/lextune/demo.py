@@ -33,7 +33,7 @@ def demo_config(out_dir: str | Path = "lextune-demo", *, quick: bool = False) ->
         train_reranker={"loss": "listwise", "n_negatives": 3, "batch_size": 8, "max_length": 128,
                         "train_layers": 4, "learning_rate": 2e-4, "max_steps": 6 if quick else 40},
         eval=EvalStageConfig(datasets=[EvalDataset(name="synthetic-dev", max_queries=60 if quick else 150)],
-                             k_rerank=10, rerank_weight=0.5, report=not quick),
+                             k_rerank=10, rerank_weight="auto", report=not quick),
         targeted=TargetedConfig(queries_per_gold=2, replay_ratio=1.0,
                                 train={"learning_rate": 2e-5, "epochs": 1.0, **steps}),
     )

@@ -34,6 +34,40 @@ def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
     return out
 
 
+WEIGHT_GRID = [round(0.1 * i, 1) for i in range(11)]
+
+
+def choose_rerank_weight(qrels, first: Run, reranked: Run, k: int, grid: list[float] | None = None) -> tuple[float, dict]:
+    """The blend weight with the best nDCG@10 on (synthetic validation) ``qrels``; ties go to the smaller
+    weight, so a reranker that adds nothing gets 0. Returns the weight and nDCG@10 per weight tried."""
+    from lextune.eval.metrics import evaluate_run
+
+    curve = {w: evaluate_run(qrels, blend(first, reranked, w, k), ["ndcg@10"])["ndcg@10"] for w in (grid or WEIGHT_GRID)}
+    best = max(curve.values())
+    return min(w for w, v in curve.items() if v >= best - 1e-12), curve
+
+
+def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> tuple[float, dict]:
+    """Choose the blend weight on the run's synthetic validation split (held out from training by chunk)."""
+    from lextune.runs import load_beir
+
+    cfg = ctx.config.eval
+    ds = load_beir(ctx.dir("synth"), split="dev")
+    qids = sorted((q for q in ds.queries if ds.qrels.get(q)), key=lambda q: hashlib.sha1(q.encode()).hexdigest())
+    queries = {q: ds.queries[q] for q in sorted(qids[: cfg.weight_queries])}
+    if not queries:
+        return 0.0, {}
+    index = index_of()
+    dense = tuned_dense_of(index) or index.dense(base_enc)
+    first = run_top(fuse_runs([index.bm25.search(queries, 100), dense.search(queries, 100)], fusion), 100)
+    ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
+    reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
+    weight, curve = choose_rerank_weight({q: ds.qrels[q] for q in queries}, first, reranked, cfg.k_rerank)
+    ctx.say("eval", f"rerank weight {weight} (validation nDCG@10 {curve[0.0]:.3f} without the reranker, "
+                    f"{curve[weight]:.3f} with it)")
+    return weight, {"weight": weight, "queries": len(queries), "ndcg@10": {str(w): v for w, v in curve.items()}}
+
+
 def _dataset_index(ctx, ds_cfg, ds):
     """The index to search for this dataset: the run's, or one over the dataset's own corpus."""
     from lextune.index import IndexBuildConfig, LexIndex, build_index
@@ -70,6 +104,19 @@ def compare(ctx) -> dict:
     base_enc = BiEncoder(ctx.config.base_model)
     tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
     table: dict = {"datasets": {}}
+    weight = cfg.rerank_weight
+    if reranker is not None and weight == "auto":
+        from lextune.index import LexIndex
+
+        def tuned_dense_of(index):
+            if tuned_enc is None:
+                return None
+            ids = list(index.docs)
+            return DenseIndex(DenseConfig(model=tuned_spec, index_type=ctx.config.dense_index_type),
+                              tuned_enc).build(ids, [index.docs[i]["contents"] for i in ids])
+
+        weight, table["rerank_weight"] = _auto_weight(ctx, reranker, lambda: LexIndex.load(ctx.dir("index")),
+                                                      fusion, base_enc, tuned_dense_of)
     for ds_cfg in cfg.datasets:
         path = Path(ds_cfg.path) if ds_cfg.path else ctx.dir("synth")
         index = None
@@ -99,13 +146,12 @@ def compare(ctx) -> dict:
                 ctx.say("eval", f"{ds_cfg.name}/{qfile}: reranking the top {cfg.k_rerank} of {len(queries)} queries")
                 reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
                 name = ("hybrid-tuned" if "hybrid-tuned" in runs else "hybrid-base") + "+rerank"
-                runs[name] = reranked if cfg.rerank_weight is None else blend(first, reranked, cfg.rerank_weight,
-                                                                             cfg.k_rerank)
+                runs[name] = reranked if weight is None else blend(first, reranked, weight, cfg.k_rerank)
             provenance = {"bm25": {"index": str(index.folder), "bm25": index.meta.get("config", {}).get("bm25")},
                           "base_model": base_enc.describe() | {"fingerprint": base_enc.fingerprint()},
                           "tuned_model": (tuned_enc.describe() | {"fingerprint": tuned_enc.fingerprint()})
                           if tuned_enc else None, "reranker": str(ctx.reranker) if ctx.reranker else None,
-                          "fusion": fusion.model_dump(), "k_rerank": cfg.k_rerank, "rerank_weight": cfg.rerank_weight}
+                          "fusion": fusion.model_dump(), "k_rerank": cfg.k_rerank, "rerank_weight": weight}
             systems = [System(n, r, {"system": n, **provenance}) for n, r in runs.items()]
             out = ctx.dir("eval") / ds_cfg.name / Path(qfile).stem
             result = run_evaluation(ds, systems, out, config=EvalConfig(), queries_file=qfile, split=ds_cfg.split,
@@ -130,6 +176,10 @@ def comparison_markdown(table: dict) -> str:
         for s, m in d["systems"].items():
             lines.append(f"| {s} | " + " | ".join(f"{m.get(x, float('nan')):.3f}" for x in HEADLINE) + " |")
         lines.append("")
+    if rw := table.get("rerank_weight"):
+        curve = ", ".join(f"{w}: {v:.3f}" for w, v in rw["ndcg@10"].items())
+        lines += [f"Reranker blend weight {rw['weight']}, chosen on {rw['queries']} synthetic validation queries "
+                  f"(nDCG@10 by weight: {curve}).", ""]
     return "\n".join(lines)
 
 

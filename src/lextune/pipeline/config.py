@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lextune.errors import ConfigError
 from lextune.index.bm25 import BM25Config
@@ -40,10 +40,21 @@ class EvalStageConfig(BaseModel):
 
     datasets: list[EvalDataset] = Field(default_factory=lambda: [EvalDataset(name="synthetic-dev")])
     k_rerank: int = Field(50, ge=1, description="Hybrid hits the trained reranker re-scores.")
-    rerank_weight: float | None = Field(
-        None, ge=0, le=1, description="Blend reranker and fused scores (rank-normalised); None: reranker order only.")
+    rerank_weight: float | Literal["auto"] | None = Field(
+        "auto", description="Blend of reranker and first-stage ranks (0..1, rank-normalised); None: reranker order "
+        "only; auto: the weight that maximises nDCG@10 on the run's synthetic validation split (never on a "
+        "benchmark), 0 when the reranker does not help there.")
+    weight_queries: int = Field(100, ge=1, description="Synthetic validation queries that choose an auto weight.")
     rrf_k: int = 60
     report: bool = True
+
+
+    @field_validator("rerank_weight")
+    @classmethod
+    def _weight_range(cls, v):
+        if isinstance(v, float) and not 0 <= v <= 1:
+            raise ValueError("rerank_weight must lie in [0, 1], or be 'auto' or null")
+        return v
 
 
 class TargetedConfig(BaseModel):
