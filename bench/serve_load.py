@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
                     help="How the service runs the embedding model (ServeConfig.backend).")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="More ServeConfig settings, KEY=VALUE.")
     ap.add_argument("--endpoints", nargs="+", default=["/v1/embeddings", "/v1/search", "/v1/rerank"])
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "serve_load.json"))
     args = ap.parse_args()
@@ -93,7 +94,8 @@ def main() -> None:
         env.pop("LEXTUNE_API_KEY")
         server = subprocess.Popen([LEXTUNE, "serve", "--index", index, "--reranker", str(bundled_model_dir()),
                                    "--port", str(port), "--set", "reranker_max_length=256",
-                                   "--set", f"backend={args.backend}"], env=env)
+                                   "--set", f"backend={args.backend}", *[x for kv in args.sets for x in ("--set", kv)]],
+                                  env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             import httpx
@@ -131,7 +133,7 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     result = {"benchmark": "serve_load", "date": time.strftime("%Y-%m-%d"), "index": args.index or "koblex-dev (16,463 passages)",
-              "model": "bundled:multilingual-e5-small", "backend": backend,
+              "model": "bundled:multilingual-e5-small", "backend": backend, "settings": args.sets,
               "machine": "2-core AMD EPYC VM (AVX2), load generator on the same cores", "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
