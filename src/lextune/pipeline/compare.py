@@ -47,16 +47,29 @@ def choose_rerank_weight(qrels, first: Run, reranked: Run, k: int, grid: list[fl
     return min(w for w, v in curve.items() if v >= best - 1e-12), curve
 
 
+def _sample(qids: list[str], n: int | None) -> list[str]:
+    """A stable sample: the first ``n`` query ids in hash order (all of them, hash-ordered, for None)."""
+    ordered = sorted(qids, key=lambda q: hashlib.sha1(q.encode()).hexdigest())
+    return ordered if n is None else ordered[:n]
+
+
 def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> tuple[float, dict]:
     """Choose the blend weight on the run's synthetic validation split (held out from training by chunk)."""
     from lextune.runs import load_beir
 
     cfg = ctx.config.eval
     ds = load_beir(ctx.dir("synth"), split="dev")
-    qids = sorted((q for q in ds.queries if ds.qrels.get(q)), key=lambda q: hashlib.sha1(q.encode()).hexdigest())
+    # Queries an eval dataset of this run's own synthetic split will score are never used to choose.
+    taken: set[str] = set()
+    for ds_cfg in cfg.datasets:
+        if ds_cfg.path is None:
+            judged = [q for q in ds.queries if ds.qrels.get(q)]
+            taken |= set(_sample(judged, ds_cfg.max_queries))
+    qids = [q for q in _sample([q for q in ds.queries if ds.qrels.get(q)], None) if q not in taken]
     queries = {q: ds.queries[q] for q in sorted(qids[: cfg.weight_queries])}
     if not queries:
-        return 0.0, {}
+        ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
+        return 0.0, {"weight": 0.0, "queries": 0, "ndcg@10": {}}
     index = index_of()
     dense = tuned_dense_of(index) or index.dense(base_enc)
     first = run_top(fuse_runs([index.bm25.search(queries, 100), dense.search(queries, 100)], fusion), 100)
@@ -133,8 +146,7 @@ def compare(ctx) -> dict:
                                              tuned_enc).build(ids, [index.docs[i]["contents"] for i in ids])
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
-                keep = sorted(queries, key=lambda q: hashlib.sha1(q.encode()).hexdigest())[: ds_cfg.max_queries]
-                queries = {q: queries[q] for q in sorted(keep)}
+                queries = {q: queries[q] for q in sorted(_sample(list(queries), ds_cfg.max_queries))}
                 ds.queries, ds.qrels = queries, {q: ds.qrels[q] for q in queries}
             runs: dict[str, Run] = {"bm25": index.bm25.search(queries, 100), "dense-base": base_dense.search(queries, 100)}
             runs["hybrid-base"] = run_top(fuse_runs([runs["bm25"], runs["dense-base"]], fusion), 100)
