@@ -34,7 +34,7 @@ def main() -> None:
     from lextune.eval.run import System, run_evaluation
     from lextune.index import IndexBuildConfig, LexIndex, build_index
     from lextune.index.bm25 import run_top
-    from lextune.index.dense import DenseConfig, DenseIndex
+    from lextune.index.dense import DenseConfig
     from lextune.index.fusion import FusionConfig, fuse_runs
     from lextune.models.biencoder import BiEncoder
     from lextune.runs import load_beir
@@ -48,11 +48,9 @@ def main() -> None:
     index = LexIndex.load(index_dir)
     base_dense = index.dense(BiEncoder(args.base))
     tuned_enc = BiEncoder(args.tuned)
-    ids = list(index.docs)
     t = time.perf_counter()
-    tuned_dense = DenseIndex(DenseConfig(model=args.tuned), tuned_enc).build(
-        ids, [index.docs[i]["contents"] for i in ids],
-        progress=lambda d, n: print(f"tuned encoding {d}/{n} ({time.perf_counter() - t:.0f} s)", flush=True))
+    tuned_dense = index.dense_with(
+        tuned_enc, progress=lambda d, n: print(f"tuned encoding {d}/{n} ({time.perf_counter() - t:.0f} s)", flush=True))
     fusion = FusionConfig(method="rrf", rrf_k=60)
     result: dict = {"benchmark": "eval_tuned", "date": time.strftime("%Y-%m-%d"), "dataset": args.dataset,
                     "tuned": args.tuned, "tuned_fingerprint": tuned_enc.fingerprint(), "encode_s": time.perf_counter() - t,

@@ -33,7 +33,6 @@ def main() -> None:
     from lextune.eval.metrics import evaluate_run
     from lextune.index import LexIndex
     from lextune.index.bm25 import run_top
-    from lextune.index.dense import DenseConfig, DenseIndex
     from lextune.index.fusion import fuse_runs
     from lextune.models.biencoder import BiEncoder
     from lextune.pipeline.compare import _sample
@@ -58,8 +57,7 @@ def main() -> None:
     queries = {q: ds.queries[q] for q in sorted(_sample(judged, args.max_queries))}
     qrels = {q: ds.qrels[q] for q in queries}
     index = LexIndex.load(run / "index")
-    ids = list(index.docs)
-    tuned = DenseIndex(DenseConfig(model=str(out)), BiEncoder(str(out))).build(ids, [index.docs[i]["contents"] for i in ids])
+    tuned = index.dense_with(BiEncoder(str(out)))
     bm25 = index.bm25.search(queries, 100)
     runs = {"dense-base": index.dense(BiEncoder(base_model)).search(queries, 100), "dense-tuned": tuned.search(queries, 100)}
     runs["hybrid-base"] = run_top(fuse_runs([bm25, runs["dense-base"]]), 100)

@@ -122,6 +122,13 @@ class LexIndex:
             self._dense = DenseIndex.load(self._dense_folder, encoder)
         return self._dense
 
+    def dense_with(self, encoder, index_type: str = "flat", progress=None) -> DenseIndex:
+        """An in-memory dense index of these documents encoded by another ``encoder`` (a tuned model),
+        reusing the embedding cache; what base-versus-tuned comparisons search."""
+        ids = list(self.docs)
+        return DenseIndex(DenseConfig(model=encoder.spec, index_type=index_type), encoder).build(
+            ids, [self.docs[i]["contents"] for i in ids], progress=progress)
+
     @property
     def texts(self) -> dict[str, str]:
         return {d: v["contents"] for d, v in self.docs.items()}

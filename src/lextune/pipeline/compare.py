@@ -102,7 +102,6 @@ def _dataset_index(ctx, ds_cfg, ds):
 def compare(ctx) -> dict:
     """Evaluate every system on every dataset; write eval/comparison.{json,md}; return the comparison."""
     from lextune.eval.run import System, run_evaluation
-    from lextune.index.dense import DenseConfig, DenseIndex
     from lextune.index.rerank import RerankConfig, Reranker
     from lextune.models.biencoder import BiEncoder
     from lextune.runs import load_beir
@@ -122,11 +121,7 @@ def compare(ctx) -> dict:
         from lextune.index import LexIndex
 
         def tuned_dense_of(index):
-            if tuned_enc is None:
-                return None
-            ids = list(index.docs)
-            return DenseIndex(DenseConfig(model=tuned_spec, index_type=ctx.config.dense_index_type),
-                              tuned_enc).build(ids, [index.docs[i]["contents"] for i in ids])
+            return index.dense_with(tuned_enc, ctx.config.dense_index_type) if tuned_enc is not None else None
 
         weight, table["rerank_weight"] = _auto_weight(ctx, reranker, lambda: LexIndex.load(ctx.dir("index")),
                                                       fusion, base_enc, tuned_dense_of)
@@ -140,10 +135,8 @@ def compare(ctx) -> dict:
                 index = _dataset_index(ctx, ds_cfg, ds)
                 base_dense = index.dense(base_enc)
                 if tuned_enc is not None:
-                    ids = list(index.docs)
-                    ctx.say("eval", f"{ds_cfg.name}: encoding {len(ids)} passages with the tuned model (cached)")
-                    tuned_dense = DenseIndex(DenseConfig(model=tuned_spec, index_type=ctx.config.dense_index_type),
-                                             tuned_enc).build(ids, [index.docs[i]["contents"] for i in ids])
+                    ctx.say("eval", f"{ds_cfg.name}: encoding {len(index.docs)} passages with the tuned model (cached)")
+                    tuned_dense = index.dense_with(tuned_enc, ctx.config.dense_index_type)
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
                 queries = {q: queries[q] for q in sorted(_sample(list(queries), ds_cfg.max_queries))}

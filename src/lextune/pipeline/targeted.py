@@ -68,7 +68,6 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
                  progress: Callable[[str], None] | None = None) -> dict:
     """Run the targeted pass; write the records, the new model, the failure notebook and the report."""
     from lextune.index import LexIndex
-    from lextune.index.dense import DenseConfig, DenseIndex
     from lextune.ingest import read_chunks
     from lextune.models.biencoder import BiEncoder
     from lextune.runs import load_beir
@@ -91,10 +90,7 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
     queries = {q: ds.queries[q] for q in judged}
 
     def dense_run(spec: str) -> dict:
-        enc = BiEncoder(spec)
-        ids = list(index.docs)
-        dense = DenseIndex(DenseConfig(model=spec), enc).build(ids, [index.docs[i]["contents"] for i in ids])
-        return dense.search(queries, 100)
+        return index.dense_with(BiEncoder(spec)).search(queries, 100)
 
     say(f"searching {len(queries)} validation queries with the tuned model")
     before = dense_run(str(model))
