@@ -60,12 +60,9 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
     cfg = ctx.config.eval
     ds = load_beir(ctx.dir("synth"), split="dev")
     # Queries an eval dataset of this run's own synthetic split will score are never used to choose.
-    taken: set[str] = set()
-    for ds_cfg in cfg.datasets:
-        if ds_cfg.path is None:
-            judged = [q for q in ds.queries if ds.qrels.get(q)]
-            taken |= set(_sample(judged, ds_cfg.max_queries))
-    qids = [q for q in _sample([q for q in ds.queries if ds.qrels.get(q)], None) if q not in taken]
+    judged = [q for q in ds.queries if ds.qrels.get(q)]
+    taken = {q for ds_cfg in cfg.datasets if ds_cfg.path is None for q in _sample(judged, ds_cfg.max_queries)}
+    qids = [q for q in _sample(judged, None) if q not in taken]
     queries = {q: ds.queries[q] for q in sorted(qids[: cfg.weight_queries])}
     if not queries:
         ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")

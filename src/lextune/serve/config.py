@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lextune.models.onnx import Backend
+
 
 class ServeLimits(BaseModel):
     """What one request may ask for; more is answered with a 4xx that says which limit."""
@@ -46,7 +48,7 @@ class ServeConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     device: str | None = None
-    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    backend: Backend = Field(
         "auto", description="How the embedding model runs: auto = ONNX Runtime at fp32 on a CPU when installed "
         "(same vectors, ~1.7x faster per query), else torch; onnx-int8 is faster still but loses some "
         "accuracy (docs/benchmarks.md).")
