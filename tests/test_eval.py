@@ -180,3 +180,32 @@ def test_synthetic_queries_are_marked_on_the_map(tmp_path, monkeypatch):
 
     run_mod._map(ds, {q: ds.qrels[q] for q in ("q1", "q2")}, [], Enc(), fake_map)
     assert seen["synthetic"] == [True, False]
+
+
+def test_a_querys_ignored_documents_do_not_count(tmp_path):
+    """queries.jsonl "ignore": the query's own source passage is dropped from every ranking (as BEIR drops
+    a document with the query's id), so it is neither a miss at rank 1 nor a failure case."""
+    from lextune.eval.run import System, run_evaluation
+
+    folder = tmp_path / "ds"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": d}) + "\n"
+                                                 for d in ("src", "gold", "other")))
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "질문", "generator": "refs", "ignore": ["src"]})
+                                          + "\n" + json.dumps({"_id": "r", "text": "다른 질문"}) + "\n")
+    (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq\tgold\t1\nr\tsrc\t1\n")
+    ds = load_beir(folder)
+    assert ds.ignored() == {"q": {"src"}} and ds.generators() == {"q": "refs"}
+    run = {"q": {"src": 3.0, "gold": 2.0, "other": 1.0}, "r": {"src": 3.0, "gold": 2.0}}
+    result = run_evaluation(ds, [System("s", run, {})], tmp_path / "out", report=False)
+    assert result.per_query["s"]["hit_rate@1"] == {"q": 1.0, "r": 1.0}  # for r, "src" is the answer and counts
+    trec = [line.split() for line in (tmp_path / "out" / "runs" / "s.trec").read_text().splitlines()]
+    assert ["q", "src"] not in [[t[0], t[2]] for t in trec] and ["r", "src"] in [[t[0], t[2]] for t in trec]
+
+
+def test_ignore_must_be_a_list_of_ids(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "d", "text": "x"}) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "x"}) + "\n"
+                                            + json.dumps({"_id": "q2", "text": "y", "ignore": "d"}) + "\n")
+    with pytest.raises(InputFormatError, match=r"queries.jsonl:2 \(field 'ignore'\)"):
+        load_beir(tmp_path)

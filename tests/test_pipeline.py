@@ -50,7 +50,11 @@ def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
     systems = result.comparison["datasets"]["synthetic-dev/queries"]["systems"]
     assert list(systems) == ["bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned", "hybrid-tuned+rerank"]
     assert all(0 <= m["ndcg@10"] <= 1 for m in systems.values())
-    assert (result.run_dir / "eval" / "comparison.md").read_text().count("| hybrid-tuned |") == 1
+    md_lines = (result.run_dir / "eval" / "comparison.md").read_text().splitlines()
+    assert sum(line.startswith("| hybrid-tuned |") for line in md_lines) == 1
+    groups = result.comparison["datasets"]["synthetic-dev/queries"]["by_generator"]
+    assert set(groups) <= {"title", "ict", "refs"} and sum(g["queries"] for g in groups.values()) == 30
+    assert "by query generator" in (result.run_dir / "eval" / "comparison.md").read_text()
     assert (result.run_dir / "eval" / "synthetic-dev" / "queries" / "metrics.json").is_file()
     assert any(stage == "eval" and "dense-tuned" in msg for stage, msg in messages)
     rw = result.comparison["rerank_weight"]  # chosen on validation queries the eval does not score
@@ -80,6 +84,31 @@ def test_unchanged_stages_are_reused_and_from_reruns(tiny_run):
     assert {s: r["status"] for s, r in upto.stages.items()} == {
         "ingest": "cached", "synth": "ran", "index": "cached", "mine": "ran", "train_biencoder": "not run (--until)",
         "train_reranker": "not run (--until)", "eval": "not run (--until)", "targeted": "not run (--until)"}
+
+
+def test_stratified_sample_takes_generators_in_turn_and_is_stable():
+    from lextune.pipeline.compare import _sample
+
+    qids = [f"ict:{i}" for i in range(20)] + [f"title:{i}" for i in range(3)] + [f"refs:{i}" for i in range(5)]
+    groups = {q: q.split(":")[0] for q in qids}
+    sample = _sample(qids, 12, groups)
+    count = {g: sum(1 for q in sample if groups[q] == g) for g in ("ict", "title", "refs")}
+    assert count == {"ict": 5, "title": 3, "refs": 4}  # title runs out after 3; the others share the rest
+    assert sample == _sample(list(reversed(qids)), 12, groups)
+    assert _sample(qids, 12) == _sample(qids, None)[:12]  # unstratified: the hash order
+    assert sorted(_sample(qids, None, groups)) == sorted(qids)
+
+
+def test_by_generator_means_per_query_scores():
+    from types import SimpleNamespace
+
+    from lextune.pipeline.compare import by_generator
+
+    result = SimpleNamespace(queries=["a", "b", "c"], systems=["s"],
+                             per_query={"s": {"ndcg@10": {"a": 1.0, "b": 0.0, "c": 0.5}}})
+    assert by_generator(result, {"a": "ict", "b": "ict", "c": "refs"}) == {
+        "ict": {"queries": 2, "systems": {"s": {"ndcg@10": 0.5}}}, "refs": {"queries": 1, "systems": {"s": {"ndcg@10": 0.5}}}}
+    assert by_generator(result, {}) == {}
 
 
 def test_blend_by_hand():

@@ -52,6 +52,7 @@ def test_citing_paragraphs_become_queries_for_what_they_cite(law_chunks):
     q = qs["ref:900001:a4:p1"]
     assert q.positives == ["900001:a2-2:p1"]
     assert "제2조의2" not in q.text and "위반한 경우" in q.text
+    assert q.ignore == ["900001:a4:p1"]  # its own paragraph contains the query's text but is not the answer
 
 
 def test_filters():
@@ -89,6 +90,8 @@ def test_synth_cli_offline_writes_a_beir_dataset(tmp_path):
     out = tmp_path / "q"
     queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
     assert {q["generator"] for q in queries} == {"title", "ict", "refs"}
+    assert all(q["ignore"] == [q["metadata"]["citing"]] for q in queries if q["generator"] == "refs")
+    assert not any("ignore" in q for q in queries if q["generator"] != "refs")
     train_docs = {q["source_doc"] for q in queries if q["split"] == "train"}
     dev_docs = {q["source_doc"] for q in queries if q["split"] == "dev"}
     assert train_docs and dev_docs and not train_docs & dev_docs

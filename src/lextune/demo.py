@@ -35,9 +35,10 @@ def demo_config(out_dir: str | Path = "lextune-demo", *, quick: bool = False) ->
         train_biencoder={"batch_size": 16, "max_seq_length": 128, "n_negatives": 3, "train_layers": 4,
                          "learning_rate": 5e-5, "epochs": 1.0, **steps},
         train_reranker={"loss": "listwise", "n_negatives": 3, "batch_size": 8, "max_length": 128,
-                        "train_layers": 4, "learning_rate": 2e-4, "max_steps": 6 if quick else 40},
+                        "train_layers": 4, "learning_rate": 2e-4, "max_steps": 6 if quick else 24},
+        # The held-out sample takes title, inverse-cloze and citing-paragraph queries in turn (stratify).
         eval=EvalStageConfig(datasets=[EvalDataset(name="synthetic-dev", max_queries=60 if quick else 150)],
-                             k_rerank=10, rerank_weight="auto", report=not quick),
-        targeted=TargetedConfig(queries_per_gold=2, replay_ratio=1.0,
+                             k_rerank=10, rerank_weight="auto", weight_queries=60, report=not quick),
+        targeted=TargetedConfig(queries_per_gold=1, replay_ratio=1.0,
                                 train={"learning_rate": 2e-5, "epochs": 1.0, **steps}),
     )

@@ -92,6 +92,23 @@ class BeirDataset:
     path: Path
     query_info: dict[str, dict] | None = None  # extra fields of queries.jsonl (e.g. lextune's "generator")
 
+    def ignored(self) -> dict[str, set[str]]:
+        """Per query, the documents its ranking does not count (queries.jsonl field ``ignore``): a synthetic
+        query's own source passage, which contains the query's text but is not the answer. BEIR does the
+        same for a document that has the query's id."""
+        return {q: set(v["ignore"]) for q, v in (self.query_info or {}).items() if v.get("ignore")}
+
+    def generators(self) -> dict[str, str]:
+        """Query id -> lextune's synthetic generator (queries.jsonl field ``generator``), where given."""
+        return {q: str(v["generator"]) for q, v in (self.query_info or {}).items() if v.get("generator")}
+
+
+def drop_ignored(run: Run, ignore: dict[str, set[str]]) -> Run:
+    """``run`` without each query's ignored documents (see :meth:`BeirDataset.ignored`)."""
+    if not ignore:
+        return run
+    return {q: {d: s for d, s in docs.items() if d not in ignore[q]} if q in ignore else docs for q, docs in run.items()}
+
 
 def load_beir(folder: str | Path, *, queries_file: str = "queries.jsonl", split: str = "dev") -> BeirDataset:
     folder = Path(folder)
@@ -106,6 +123,9 @@ def load_beir(folder: str | Path, *, queries_file: str = "queries.jsonl", split:
         qid = require_str(obj, "_id", path=str(qpath), line=lineno, allow_number=True)
         queries[qid] = require_str(obj, "text", path=str(qpath), line=lineno)
         extra = {k: v for k, v in obj.items() if k not in {"_id", "text"}}
+        ignore = extra.get("ignore")
+        if ignore is not None and not (isinstance(ignore, list) and all(isinstance(d, str) for d in ignore)):
+            raise InputFormatError("must be a list of document ids", path=str(qpath), line=lineno, field="ignore")
         if extra:
             info[qid] = extra
     qrels_path = folder / "qrels" / f"{split}.tsv"

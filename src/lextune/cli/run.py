@@ -34,6 +34,15 @@ def print_comparison(comparison: dict | None) -> None:
         for s, m in d["systems"].items():
             table.add_row(s, *[(f"[bold]{m[x]:.3f}[/]" if m.get(x) == best[x] else f"{m.get(x, 0):.3f}") for x in HEADLINE])
         out.print(table)
+        if groups := d.get("by_generator"):
+            table = Table(title=f"{name}: nDCG@10 by query generator")
+            table.add_column("generator")
+            table.add_column("queries", justify="right")
+            for s in d["systems"]:
+                table.add_column(s, justify="right")
+            for g, gd in groups.items():
+                table.add_row(g, str(gd["queries"]), *[f"{gd['systems'][s].get('ndcg@10', 0):.3f}" for s in d["systems"]])
+            out.print(table)
 
 
 def run_cmd(

@@ -11,7 +11,7 @@ from pathlib import Path
 from lextune.artifacts import atomic_dir, make_meta, write_json_atomic
 from lextune.eval.evaluate import EvalConfig, EvalResult, evaluate
 from lextune.eval.failures import category_counts, failure_cases, write_failures
-from lextune.runs import BeirDataset, Run, write_trec_run
+from lextune.runs import BeirDataset, Run, drop_ignored, write_trec_run
 
 
 def dataset_hash(ds: BeirDataset, queries_file: str, split: str) -> str:
@@ -41,6 +41,9 @@ def run_evaluation(ds: BeirDataset, systems: list[System], out_dir: str | Path, 
     """Evaluate and write ``metrics.json``, ``per_query.jsonl``, ``runs/``, ``failures-*.{jsonl,md}``, ``report.html``."""
     config = config or EvalConfig()
     qrels = ds.qrels
+    # A synthetic query's own source passage is not counted for or against it (BeirDataset.ignored).
+    ignore = ds.ignored()
+    systems = [System(s.name, drop_ignored(s.run, ignore), s.provenance) for s in systems]
     runs = {s.name: s.run for s in systems}
     result = evaluate(qrels, runs, config, query_ids=set(ds.queries), corpus_ids=set(ds.corpus), duplicates=duplicates)
     judged = {q: qrels[q] for q in result.queries}

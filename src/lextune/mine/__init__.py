@@ -87,7 +87,7 @@ def load_training_queries(folder: str | Path, split: str = "train") -> tuple[dic
         if "text" not in obj:
             raise InputFormatError("missing field", path=str(folder / "queries.jsonl"), line=lineno, field="text")
         texts[qid] = obj["text"]
-        meta[qid] = obj.get("metadata") or {}
+        meta[qid] = {**(obj.get("metadata") or {}), **({"ignore": obj["ignore"]} if obj.get("ignore") else {})}
     positives = {q: [d for d, r in docs.items() if r > 0] for q, docs in qrels.items() if q in texts}
     return {q: texts[q] for q in positives}, positives, meta
 
@@ -172,6 +172,10 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 banned = set(pos)  # never a negative, not even a random one
                 summary.candidates += len(pool)
                 summary.dropped["is a positive"] += len(cands[qid] & set(pos))
+                if ignored := set(qmeta.get(qid, {}).get("ignore") or ()):  # the query's own source passage
+                    summary.dropped["the query's source"] += sum(1 for c in pool if c in ignored)
+                    pool = [c for c in pool if c not in ignored]
+                    banned |= ignored
                 if config.exclude_siblings:
                     sib = set().union(*(siblings.get(parent.get(p, p), set()) for p in pos)) - set(pos)
                     summary.dropped["sibling of a positive"] += sum(1 for c in pool if c in sib)

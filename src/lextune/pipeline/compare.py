@@ -15,7 +15,7 @@ from lextune.artifacts import write_json_atomic
 from lextune.eval.evaluate import EvalConfig
 from lextune.index.bm25 import run_top
 from lextune.index.fusion import FusionConfig, fuse_runs
-from lextune.runs import Run
+from lextune.runs import Run, drop_ignored
 
 HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
 
@@ -47,10 +47,34 @@ def choose_rerank_weight(qrels, first: Run, reranked: Run, k: int, grid: list[fl
     return min(w for w, v in curve.items() if v >= best - 1e-12), curve
 
 
-def _sample(qids: list[str], n: int | None) -> list[str]:
-    """A stable sample: the first ``n`` query ids in hash order (all of them, hash-ordered, for None)."""
+def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None) -> list[str]:
+    """A stable sample: the first ``n`` query ids in hash order (all of them, hash-ordered, for None).
+    With ``groups`` (query id -> generator) the groups take turns, each in hash order, until ``n``."""
     ordered = sorted(qids, key=lambda q: hashlib.sha1(q.encode()).hexdigest())
-    return ordered if n is None else ordered[:n]
+    if n is None or not groups:
+        return ordered if n is None else ordered[:n]
+    by_group: dict[str, list[str]] = {}
+    for q in ordered:
+        by_group.setdefault(groups.get(q, ""), []).append(q)
+    turns = [by_group[g] for g in sorted(by_group)]
+    out = [q for i in range(max(map(len, turns))) for qs in turns if i < len(qs) for q in (qs[i],)]
+    return out[:n]
+
+
+def _dataset_sample(ds_cfg, ds, qids: list[str]) -> list[str]:
+    """The queries of ``ds`` that ``ds_cfg`` evaluates (all, or its stable, maybe stratified, sample)."""
+    return _sample(qids, ds_cfg.max_queries, ds.generators() if ds_cfg.stratify else None)
+
+
+def by_generator(result, generators: dict[str, str]) -> dict:
+    """Headline means per synthetic generator (title, ict, refs, llm ...) from per-query scores."""
+    groups: dict[str, list[str]] = {}
+    for q in result.queries:
+        if q in generators:
+            groups.setdefault(generators[q], []).append(q)
+    return {g: {"queries": len(qs), "systems": {
+        s: {m: sum(result.per_query[s][m][q] for q in qs) / len(qs) for m in HEADLINE if m in result.per_query[s]}
+        for s in result.systems}} for g, qs in sorted(groups.items())}
 
 
 def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> tuple[float, dict]:
@@ -61,7 +85,7 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
     ds = load_beir(ctx.dir("synth"), split="dev")
     # Queries an eval dataset of this run's own synthetic split will score are never used to choose.
     judged = [q for q in ds.queries if ds.qrels.get(q)]
-    taken = {q for ds_cfg in cfg.datasets if ds_cfg.path is None for q in _sample(judged, ds_cfg.max_queries)}
+    taken = {q for ds_cfg in cfg.datasets if ds_cfg.path is None for q in _dataset_sample(ds_cfg, ds, judged)}
     qids = [q for q in _sample(judged, None) if q not in taken]
     queries = {q: ds.queries[q] for q in sorted(qids[: cfg.weight_queries])}
     if not queries:
@@ -72,19 +96,19 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
     first = run_top(fuse_runs([index.bm25.search(queries, 100), dense.search(queries, 100)], fusion), 100)
     ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
     reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
-    weight, curve = choose_rerank_weight({q: ds.qrels[q] for q in queries}, first, reranked, cfg.k_rerank)
+    ignore = ds.ignored()
+    weight, curve = choose_rerank_weight({q: ds.qrels[q] for q in queries}, drop_ignored(first, ignore),
+                                         drop_ignored(reranked, ignore), cfg.k_rerank)
     ctx.say("eval", f"rerank weight {weight} (validation nDCG@10 {curve[0.0]:.3f} without the reranker, "
                     f"{curve[weight]:.3f} with it)")
     return weight, {"weight": weight, "queries": len(queries), "ndcg@10": {str(w): v for w, v in curve.items()}}
 
 
 def _dataset_index(ctx, ds_cfg, ds):
-    """The index to search for this dataset: the run's, or one over the dataset's own corpus."""
+    """The index over the dataset's own corpus (``corpus: own``), built once into the eval folder."""
     from lextune.index import IndexBuildConfig, LexIndex, build_index
     from lextune.index.dense import DenseConfig
 
-    if ds_cfg.corpus == "run":
-        return LexIndex.load(ctx.dir("index"))
     folder = ctx.dir("eval") / ds_cfg.name / "index"
     if (folder / "meta.json").is_file():
         return LexIndex.load(folder)
@@ -113,15 +137,30 @@ def compare(ctx) -> dict:
     base_enc = BiEncoder(ctx.config.base_model)
     tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
     table: dict = {"datasets": {}}
-    weight = cfg.rerank_weight
-    if reranker is not None and weight == "auto":
+    # The run's index and its tuned dense index, loaded once for the weight choice and every dataset on it.
+    run_parts: dict = {}
+
+    def run_index():
         from lextune.index import LexIndex
 
-        def tuned_dense_of(index):
-            return index.dense_with(tuned_enc, ctx.config.dense_index_type) if tuned_enc is not None else None
+        if "index" not in run_parts:
+            run_parts["index"] = LexIndex.load(ctx.dir("index"))
+        return run_parts["index"]
 
-        weight, table["rerank_weight"] = _auto_weight(ctx, reranker, lambda: LexIndex.load(ctx.dir("index")),
-                                                      fusion, base_enc, tuned_dense_of)
+    def tuned_dense_of(index):
+        if tuned_enc is None:
+            return None
+        if index is run_parts.get("index") and "tuned" in run_parts:
+            return run_parts["tuned"]
+        ctx.say("eval", f"encoding {len(index.docs)} passages of {index.folder.name} with the tuned model (cached)")
+        dense = index.dense_with(tuned_enc, ctx.config.dense_index_type)
+        if index is run_parts.get("index"):
+            run_parts["tuned"] = dense
+        return dense
+
+    weight = cfg.rerank_weight
+    if reranker is not None and weight == "auto":
+        weight, table["rerank_weight"] = _auto_weight(ctx, reranker, run_index, fusion, base_enc, tuned_dense_of)
     for ds_cfg in cfg.datasets:
         path = Path(ds_cfg.path) if ds_cfg.path else ctx.dir("synth")
         index = None
@@ -129,14 +168,12 @@ def compare(ctx) -> dict:
         for qfile in ds_cfg.queries_files:
             ds = load_beir(path, queries_file=qfile, split=ds_cfg.split)
             if index is None:
-                index = _dataset_index(ctx, ds_cfg, ds)
+                index = run_index() if ds_cfg.corpus == "run" else _dataset_index(ctx, ds_cfg, ds)
                 base_dense = index.dense(base_enc)
-                if tuned_enc is not None:
-                    ctx.say("eval", f"{ds_cfg.name}: encoding {len(index.docs)} passages with the tuned model (cached)")
-                    tuned_dense = index.dense_with(tuned_enc, ctx.config.dense_index_type)
+                tuned_dense = tuned_dense_of(index)
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
-                queries = {q: queries[q] for q in sorted(_sample(list(queries), ds_cfg.max_queries))}
+                queries = {q: queries[q] for q in sorted(_dataset_sample(ds_cfg, ds, list(queries)))}
                 ds.queries, ds.qrels = queries, {q: ds.qrels[q] for q in queries}
             runs: dict[str, Run] = {"bm25": index.bm25.search(queries, 100), "dense-base": base_dense.search(queries, 100)}
             runs["hybrid-base"] = run_top(fuse_runs([runs["bm25"], runs["dense-base"]], fusion), 100)
@@ -162,6 +199,8 @@ def compare(ctx) -> dict:
                 "queries": len(result.queries), "folder": str(out.relative_to(ctx.root)),
                 "systems": {s: {m: result.overall[s][m] for m in HEADLINE if m in result.overall[s]}
                             for s in result.systems}}
+            if groups := by_generator(result, ds.generators()):
+                table["datasets"][f"{ds_cfg.name}/{Path(qfile).stem}"]["by_generator"] = groups
             ctx.say("eval", f"{ds_cfg.name}/{qfile}: " + ", ".join(
                 f"{s} {result.overall[s]['ndcg@10']:.3f}" for s in result.systems))
     ctx.dir("eval").mkdir(parents=True, exist_ok=True)
@@ -178,6 +217,14 @@ def comparison_markdown(table: dict) -> str:
         for s, m in d["systems"].items():
             lines.append(f"| {s} | " + " | ".join(f"{m.get(x, float('nan')):.3f}" for x in HEADLINE) + " |")
         lines.append("")
+        if groups := d.get("by_generator"):
+            names = list(d["systems"])
+            lines += [f"nDCG@10 by query generator ({name}):", "", "| generator | queries | " + " | ".join(names) + " |",
+                      "|---|---:|" + "---:|" * len(names)]
+            for g, gd in groups.items():
+                lines.append(f"| {g} | {gd['queries']} | " + " | ".join(
+                    f"{gd['systems'][s].get('ndcg@10', float('nan')):.3f}" for s in names) + " |")
+            lines.append("")
     if rw := table.get("rerank_weight"):
         curve = ", ".join(f"{w}: {v:.3f}" for w, v in rw["ndcg@10"].items())
         lines += [f"Reranker blend weight {rw['weight']}, chosen on {rw['queries']} synthetic validation queries "

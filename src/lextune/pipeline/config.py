@@ -33,6 +33,8 @@ class EvalDataset(BaseModel):
     split: str = "dev"
     corpus: Literal["run", "own"] = "run"
     max_queries: int | None = Field(None, ge=1, description="Evaluate a stable sample of this many queries.")
+    stratify: bool = Field(True, description="Sample synthetic queries from each generator in turn, so that no one "
+                                             "kind (e.g. verbatim inverse-cloze sentences) fills the sample.")
 
 
 class EvalStageConfig(BaseModel):

@@ -70,7 +70,7 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
     from lextune.index import LexIndex
     from lextune.ingest import read_chunks
     from lextune.models.biencoder import BiEncoder
-    from lextune.runs import load_beir
+    from lextune.runs import drop_ignored, load_beir
     from lextune.train.biencoder import train_biencoder
 
     say = progress or (lambda m: None)
@@ -93,7 +93,8 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
         return index.dense_with(BiEncoder(spec)).search(queries, 100)
 
     say(f"searching {len(queries)} validation queries with the tuned model")
-    before = dense_run(str(model))
+    ignore = ds.ignored()  # a query's own source passage counts neither as a failure nor as a negative
+    before = drop_ignored(dense_run(str(model)), ignore)
     docs = {d: {"title": v.get("title") or d, "parent_id": v.get("parent_id"), "doc_id": getattr(chunks.get(d), "doc_id", None)}
             for d, v in index.docs.items()}
     sel_qrels = {q: judged[q] for q in select}
@@ -118,7 +119,7 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
                                            "output_dir": str(out_dir / "model"), "eval": None, **cfg.train})
     train_summary = train_biencoder(type(train_config).model_validate(tcfg.model_dump()))
     say("judging before/after on the check split")
-    after = dense_run(str(out_dir / "model"))
+    after = drop_ignored(dense_run(str(out_dir / "model")), ignore)
     report: dict = {"validation_queries": len(judged), "select_queries": len(select), "check_queries": len(check),
                     "failures_selected": len(cases), "new_records": len(records), "replayed": len(replay),
                     "train": {k: v for k, v in train_summary.items() if k != "loss_history"}}

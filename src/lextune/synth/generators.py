@@ -26,6 +26,9 @@ class SynthQuery:
     version: str
     source_doc: str
     metadata: dict = field(default_factory=dict)
+    # Chunks that contain the query's own text without being its answer (a citing paragraph for its
+    # citation query): evaluation does not count them and mining never picks them as negatives.
+    ignore: list[str] = field(default_factory=list)
 
 
 def _article_title(chunk: Chunk) -> str | None:
@@ -95,7 +98,7 @@ def ref_queries(chunks: list[Chunk], rng: random.Random, *, edges: list[RefEdge]
         if len(text) < 15:
             continue
         yield SynthQuery(f"ref:{source}", text[:300], targets, "refs", "1", by_id[targets[0]].doc_id,
-                         {"citing": source, "citations": [e.citation for e in out_edges]})
+                         {"citing": source, "citations": [e.citation for e in out_edges]}, [source])
 
 
 GENERATORS: dict[str, Callable[..., Iterator[SynthQuery]]] = {

@@ -154,7 +154,8 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
                 f.write(json.dumps({"_id": q.id, "text": q.text, "generator": q.generator, "version": q.version,
                                     "source_doc": q.source_doc, "positives": q.positives,
                                     "split": "dev" if q.source_doc in dev_docs else "train",
-                                    "metadata": q.metadata}, ensure_ascii=False) + "\n")
+                                    "metadata": q.metadata, **({"ignore": q.ignore} if q.ignore else {})},
+                                   ensure_ascii=False) + "\n")
         (tmp / "qrels").mkdir()
         for split, rows in (("train", train), ("dev", dev)):
             with open(tmp / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
