@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import time
 
 import numpy as np
@@ -144,3 +146,20 @@ def test_onnx_backend_gives_the_torch_vectors(encoder, onnx_encoder, bundled_dir
     assert BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="auto").backend == "onnx"
     with pytest.raises(ConfigError, match="backend must be one of"):
         BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="tensorrt")
+
+
+def test_fingerprint_follows_the_weights_not_the_provenance(encoder, bundled_dir, tmp_path):
+    """The same model converted on another machine (another meta.json "created") keeps its fingerprint, so
+    indexes and embedding caches built there still match; other weights change it."""
+    from lextune.models.biencoder import BiEncoder
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundled_dir, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    (copy / "meta.json").write_text(json.dumps({**meta, "created": "2030-01-01T00:00:00Z"}))
+    assert BiEncoder(str(copy)).fingerprint() == encoder.fingerprint()
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one byte of the last tensor
+    weights.write_bytes(bytes(data))
+    assert BiEncoder(str(copy)).fingerprint() != encoder.fingerprint()

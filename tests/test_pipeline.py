@@ -51,7 +51,7 @@ def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
     assert list(systems) == ["bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned", "hybrid-tuned+rerank"]
     assert all(0 <= m["ndcg@10"] <= 1 for m in systems.values())
     md_lines = (result.run_dir / "eval" / "comparison.md").read_text().splitlines()
-    assert sum(line.startswith("| hybrid-tuned |") for line in md_lines) == 1
+    assert sum(line.startswith("| hybrid-tuned |") for line in md_lines) == 2  # overall and by generator
     groups = result.comparison["datasets"]["synthetic-dev/queries"]["by_generator"]
     assert set(groups) <= {"title", "ict", "refs"} and sum(g["queries"] for g in groups.values()) == 30
     assert "by query generator" in (result.run_dir / "eval" / "comparison.md").read_text()
@@ -120,6 +120,10 @@ def test_blend_by_hand():
     # a: 0.5/2 + 0.5/1 = 0.75; c: 0.5/1 + 0.5/3 = 0.667; b: 0.5/3 + 0.5/2 = 0.417; d below the head
     assert out["a"] == pytest.approx(0.75) and out["c"] == pytest.approx(2 / 3) and out["b"] == pytest.approx(5 / 12)
     assert sorted(out, key=lambda d: -out[d]) == ["a", "c", "b", "d"]
+    # weight 0 gives the first stage back, its ties broken by id as evaluation breaks them
+    tied = {"q": {"x": 1.0, "b": 1.0, "a": 1.0, "y": 0.5}}
+    out0 = blend(tied, {"q": {"x": 3.0, "b": 2.0, "a": 1.0, "y": 0.0}}, 0.0, k=3)["q"]
+    assert sorted(out0, key=lambda d: -out0[d]) == ["a", "b", "x", "y"]
 
 
 def test_rerank_weight_is_chosen_on_validation_by_hand():

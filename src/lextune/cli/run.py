@@ -36,12 +36,11 @@ def print_comparison(comparison: dict | None) -> None:
         out.print(table)
         if groups := d.get("by_generator"):
             table = Table(title=f"{name}: nDCG@10 by query generator")
-            table.add_column("generator")
-            table.add_column("queries", justify="right")
-            for s in d["systems"]:
-                table.add_column(s, justify="right")
+            table.add_column("system")
             for g, gd in groups.items():
-                table.add_row(g, str(gd["queries"]), *[f"{gd['systems'][s].get('ndcg@10', 0):.3f}" for s in d["systems"]])
+                table.add_column(f"{g} ({gd['queries']})", justify="right")
+            for s in d["systems"]:
+                table.add_row(s, *[f"{gd['systems'][s].get('ndcg@10', 0):.3f}" for gd in groups.values()])
             out.print(table)
 
 

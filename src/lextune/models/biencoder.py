@@ -143,7 +143,10 @@ class BiEncoder:
         folders = [self.resolved.load_path] + ([self.resolved.adapter] if self.resolved.adapter else [])
         for folder in folders:
             root = Path(folder)
-            files = sorted(p for p in root.rglob("*") if p.suffix in {".safetensors", ".bin", ".json"}) if root.is_dir() else []
+            # meta.json is lextune's provenance (it carries the creation time): the same weights converted
+            # or copied elsewhere must keep the fingerprint, or indexes and caches stop matching.
+            files = sorted(p for p in root.rglob("*") if p.suffix in {".safetensors", ".bin", ".json"}
+                           and p.name != "meta.json") if root.is_dir() else []
             h.update(folder.encode() if not files else b"")
             for p in files:
                 h.update(str(p.relative_to(root)).encode())

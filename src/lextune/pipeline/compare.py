@@ -15,7 +15,7 @@ from lextune.artifacts import write_json_atomic
 from lextune.eval.evaluate import EvalConfig
 from lextune.index.bm25 import run_top
 from lextune.index.fusion import FusionConfig, fuse_runs
-from lextune.runs import Run, drop_ignored
+from lextune.runs import Run, canonical_ranking, drop_ignored
 
 HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
 
@@ -26,10 +26,12 @@ def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
     out: Run = {}
     for q, docs in reranked.items():
         head = sorted(docs.items(), key=lambda kv: -kv[1])[:k]
-        first_order = {d: i + 1 for i, (d, _) in enumerate(sorted(first.get(q, {}).items(), key=lambda kv: -kv[1]))}
+        # The first stage's order with evaluation's tie-break (by id), so that weight 0 gives it back exactly.
+        first_ranked = list(canonical_ranking(first.get(q, {})))
+        first_order = {d: i + 1 for i, d in enumerate(first_ranked)}
         scored = {d: weight / (i + 1) + (1 - weight) / first_order.get(d, len(first_order) + 1)
                   for i, (d, _) in enumerate(head)}
-        tail = [d for d, _ in sorted(first.get(q, {}).items(), key=lambda kv: -kv[1]) if d not in scored]
+        tail = [d for d in first_ranked if d not in scored]
         out[q] = {**scored, **{d: -1.0 - i for i, d in enumerate(tail)}}
     return out
 
@@ -57,7 +59,7 @@ def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None
     for q in ordered:
         by_group.setdefault(groups.get(q, ""), []).append(q)
     turns = [by_group[g] for g in sorted(by_group)]
-    out = [q for i in range(max(map(len, turns))) for qs in turns if i < len(qs) for q in (qs[i],)]
+    out = [qs[i] for i in range(max(map(len, turns))) for qs in turns if i < len(qs)]
     return out[:n]
 
 
@@ -87,7 +89,7 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
     judged = [q for q in ds.queries if ds.qrels.get(q)]
     taken = {q for ds_cfg in cfg.datasets if ds_cfg.path is None for q in _dataset_sample(ds_cfg, ds, judged)}
     qids = [q for q in _sample(judged, None) if q not in taken]
-    queries = {q: ds.queries[q] for q in sorted(qids[: cfg.weight_queries])}
+    queries = {q: ds.queries[q] for q in sorted(_sample(qids, cfg.weight_queries, ds.generators()))}
     if not queries:
         ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
         return 0.0, {"weight": 0.0, "queries": 0, "ndcg@10": {}}
@@ -218,12 +220,12 @@ def comparison_markdown(table: dict) -> str:
             lines.append(f"| {s} | " + " | ".join(f"{m.get(x, float('nan')):.3f}" for x in HEADLINE) + " |")
         lines.append("")
         if groups := d.get("by_generator"):
-            names = list(d["systems"])
-            lines += [f"nDCG@10 by query generator ({name}):", "", "| generator | queries | " + " | ".join(names) + " |",
-                      "|---|---:|" + "---:|" * len(names)]
-            for g, gd in groups.items():
-                lines.append(f"| {g} | {gd['queries']} | " + " | ".join(
-                    f"{gd['systems'][s].get('ndcg@10', float('nan')):.3f}" for s in names) + " |")
+            lines += [f"nDCG@10 by query generator ({name}):", "",
+                      "| system | " + " | ".join(f"{g} ({gd['queries']})" for g, gd in groups.items()) + " |",
+                      "|---|" + "---:|" * len(groups)]
+            for s in d["systems"]:
+                lines.append(f"| {s} | " + " | ".join(
+                    f"{gd['systems'][s].get('ndcg@10', float('nan')):.3f}" for gd in groups.values()) + " |")
             lines.append("")
     if rw := table.get("rerank_weight"):
         curve = ", ".join(f"{w}: {v:.3f}" for w, v in rw["ndcg@10"].items())
