@@ -103,6 +103,16 @@ class BeirDataset:
         return {q: str(v["generator"]) for q, v in (self.query_info or {}).items() if v.get("generator")}
 
 
+def query_ignore(obj: dict, *, path: str, line: int) -> list[str]:
+    """A queries.jsonl record's ``ignore`` field (document ids; [] when absent), checked."""
+    ignore = obj.get("ignore")
+    if ignore is None:
+        return []
+    if not (isinstance(ignore, list) and all(isinstance(d, str) for d in ignore)):
+        raise InputFormatError("must be a list of document ids", path=path, line=line, field="ignore")
+    return ignore
+
+
 def drop_ignored(run: Run, ignore: dict[str, set[str]]) -> Run:
     """``run`` without each query's ignored documents (see :meth:`BeirDataset.ignored`)."""
     if not ignore:
@@ -123,9 +133,7 @@ def load_beir(folder: str | Path, *, queries_file: str = "queries.jsonl", split:
         qid = require_str(obj, "_id", path=str(qpath), line=lineno, allow_number=True)
         queries[qid] = require_str(obj, "text", path=str(qpath), line=lineno)
         extra = {k: v for k, v in obj.items() if k not in {"_id", "text"}}
-        ignore = extra.get("ignore")
-        if ignore is not None and not (isinstance(ignore, list) and all(isinstance(d, str) for d in ignore)):
-            raise InputFormatError("must be a list of document ids", path=str(qpath), line=lineno, field="ignore")
+        query_ignore(obj, path=str(qpath), line=lineno)
         if extra:
             info[qid] = extra
     qrels_path = folder / "qrels" / f"{split}.tsv"

@@ -27,7 +27,7 @@ from lextune.artifacts import make_meta, write_json_atomic
 from lextune.errors import ConfigError, InputFormatError
 from lextune.index.rerank import RerankConfig
 from lextune.jsonl import iter_jsonl
-from lextune.runs import read_qrels
+from lextune.runs import query_ignore, read_qrels
 
 
 class MineConfig(BaseModel):
@@ -87,7 +87,8 @@ def load_training_queries(folder: str | Path, split: str = "train") -> tuple[dic
         if "text" not in obj:
             raise InputFormatError("missing field", path=str(folder / "queries.jsonl"), line=lineno, field="text")
         texts[qid] = obj["text"]
-        meta[qid] = {**(obj.get("metadata") or {}), **({"ignore": obj["ignore"]} if obj.get("ignore") else {})}
+        ignore = query_ignore(obj, path=str(folder / "queries.jsonl"), line=lineno)
+        meta[qid] = {**(obj.get("metadata") or {}), **({"ignore": ignore} if ignore else {})}
     positives = {q: [d for d, r in docs.items() if r > 0] for q, docs in qrels.items() if q in texts}
     return {q: texts[q] for q in positives}, positives, meta
 

@@ -7,6 +7,7 @@ failure notebooks, report.html per dataset and query file), and one comparison t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -54,7 +55,7 @@ def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None
     With ``groups`` (query id -> generator) the groups take turns, each in hash order, until ``n``."""
     ordered = sorted(qids, key=lambda q: hashlib.sha1(q.encode()).hexdigest())
     if n is None or not groups:
-        return ordered if n is None else ordered[:n]
+        return ordered[:n]
     by_group: dict[str, list[str]] = {}
     for q in ordered:
         by_group.setdefault(groups.get(q, ""), []).append(q)
@@ -88,7 +89,7 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
     # Queries an eval dataset of this run's own synthetic split will score are never used to choose.
     judged = [q for q in ds.queries if ds.qrels.get(q)]
     taken = {q for ds_cfg in cfg.datasets if ds_cfg.path is None for q in _dataset_sample(ds_cfg, ds, judged)}
-    qids = [q for q in _sample(judged, None) if q not in taken]
+    qids = [q for q in judged if q not in taken]
     queries = {q: ds.queries[q] for q in sorted(_sample(qids, cfg.weight_queries, ds.generators()))}
     if not queries:
         ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
@@ -139,26 +140,22 @@ def compare(ctx) -> dict:
     base_enc = BiEncoder(ctx.config.base_model)
     tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
     table: dict = {"datasets": {}}
-    # The run's index and its tuned dense index, loaded once for the weight choice and every dataset on it.
-    run_parts: dict = {}
-
+    # The run's index and each index's tuned dense index, made once for the weight choice and every dataset.
+    @functools.cache
     def run_index():
         from lextune.index import LexIndex
 
-        if "index" not in run_parts:
-            run_parts["index"] = LexIndex.load(ctx.dir("index"))
-        return run_parts["index"]
+        return LexIndex.load(ctx.dir("index"))
+
+    tuned_by_folder: dict = {}
 
     def tuned_dense_of(index):
         if tuned_enc is None:
             return None
-        if index is run_parts.get("index") and "tuned" in run_parts:
-            return run_parts["tuned"]
-        ctx.say("eval", f"encoding {len(index.docs)} passages of {index.folder.name} with the tuned model (cached)")
-        dense = index.dense_with(tuned_enc, ctx.config.dense_index_type)
-        if index is run_parts.get("index"):
-            run_parts["tuned"] = dense
-        return dense
+        if index.folder not in tuned_by_folder:
+            ctx.say("eval", f"encoding {len(index.docs)} passages of {index.folder.name} with the tuned model (cached)")
+            tuned_by_folder[index.folder] = index.dense_with(tuned_enc, ctx.config.dense_index_type)
+        return tuned_by_folder[index.folder]
 
     weight = cfg.rerank_weight
     if reranker is not None and weight == "auto":
