@@ -143,6 +143,13 @@ def test_onnx_backend_gives_the_torch_vectors(encoder, onnx_encoder, bundled_dir
     int8 = BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="onnx-int8")
     cos = (int8.encode_queries(queries) * encoder.encode_queries(queries)).sum(1)
     assert cos.min() > 0.98 and cos.max() < 0.99999  # close, but really quantised
+    # a query's int8 vector does not depend on what it is batched with (one text per run)
+    np.testing.assert_array_equal(int8.encode_queries(queries[1:2])[0], int8.encode_queries(queries)[1])
+    import onnx
+
+    graph = onnx.load(str(int8._onnx.path), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("MatMulInteger") == 60 and ops.count("MatMul") >= 12  # 12 FFN down-projections kept fp32
     assert BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="auto").backend == "onnx"
     with pytest.raises(ConfigError, match="backend must be one of"):
         BiEncoder("bundled:multilingual-e5-small", device="cpu", backend="tensorrt")

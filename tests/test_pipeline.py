@@ -60,6 +60,10 @@ def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
     rw = result.comparison["rerank_weight"]  # chosen on validation queries the eval does not score
     assert 0 < rw["queries"] <= 20 and str(rw["weight"]) in rw["ndcg@10"] and "blend weight" in (
         result.run_dir / "eval" / "comparison.md").read_text()
+    # a weight above 0 survives only a significant validation gain; at 0 the row is the first stage
+    assert rw["weight"] == (rw["best_weight"] if rw["p_value"] is not None and rw["p_value"] < 0.05 else 0.0)
+    if rw["weight"] == 0:
+        assert systems["hybrid-tuned+rerank"] == systems["hybrid-tuned"]
     t = result.stages["targeted"]["summary"]
     assert t["new_records"] > 0 and set(t["by_category"]) == {"recall", "sibling_article", "sibling_law", "ranking"}
     assert t["check_queries"] > 0 and t["select_queries"] > 0
@@ -136,6 +140,25 @@ def test_rerank_weight_is_chosen_on_validation_by_hand():
     assert weight == 0.6 and curve[0.6] == pytest.approx(1.0) and curve[0.5] < 1.0
     weight, curve = choose_rerank_weight(qrels, first, {"q": {"a": 9.0, "b": 5.0, "g": 1.0}}, k=3)
     assert weight == 0.0  # a reranker that only hurts is switched off
+
+
+def test_blend_gain_p_by_hand():
+    from lextune.pipeline.compare import blend_gain_p
+
+    qrels = {f"q{i}": {"g": 1} for i in range(10)}
+    first = {q: {"a": 3.0, "b": 2.0, "g": 1.0} for q in qrels}  # gold third everywhere: nDCG@10 0.5
+    lifts = {q: {"g": 9.0, "a": 5.0, "b": 1.0} for q in qrels}  # weight 1: gold first everywhere
+    assert blend_gain_p(qrels, first, lifts, 1.0, k=3) < 1e-6  # +0.5 on every query
+    # q0 gains 0.5 (third -> first), q1 loses 0.5 (first -> third), the rest tie: no evidence of a gain
+    mixed = {q: dict(first[q]) for q in qrels}
+    mixed["q0"] = {"g": 9.0, "a": 5.0, "b": 1.0}
+    mixed["q1"] = {"a": 9.0, "b": 5.0, "g": 1.0}
+    first["q1"] = {"g": 3.0, "a": 2.0, "b": 1.0}
+    assert blend_gain_p(qrels, first, mixed, 1.0, k=3) > 0.5
+    # varied gains on most queries: significant at 0.05 (t = mean / (sd / sqrt n))
+    varied = {q: ({"g": 9.0, "a": 5.0, "b": 1.0} if i % 3 else {"a": 9.0, "g": 5.0, "b": 1.0})
+              for i, q in enumerate(qrels)}
+    assert blend_gain_p(qrels, first, varied, 1.0, k=3) < 0.05
 
 
 def test_config_errors_name_the_problem(tmp_path):

@@ -50,6 +50,23 @@ def choose_rerank_weight(qrels, first: Run, reranked: Run, k: int, grid: list[fl
     return min(w for w, v in curve.items() if v >= best - 1e-12), curve
 
 
+def blend_gain_p(qrels, first: Run, reranked: Run, weight: float, k: int) -> float:
+    """p-value of a paired Student t-test (ranx) of nDCG@10 per query: the blend at ``weight`` against the
+    first stage alone. A small validation set makes a best weight look better than it is; this says how
+    much of its gain is noise."""
+    import math
+
+    from lextune.eval.evaluate import _ranx
+
+    ranx = _ranx()
+    judged = {q: docs for q, docs in qrels.items() if docs}
+    runs = [ranx.Run({q: canonical_ranking(r.get(q) or {"__no_result__": 0.0}) for q in judged}, name=name)
+            for name, r in (("first", first), ("blend", blend(first, reranked, weight, k)))]
+    report = ranx.compare(ranx.Qrels(judged), runs, metrics=["ndcg@10"], stat_test="student", make_comparable=True)
+    p = float(report.comparisons[frozenset({"first", "blend"})]["ndcg@10"]["p_value"])
+    return 1.0 if math.isnan(p) else p
+
+
 def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None) -> list[str]:
     """A stable sample: the first ``n`` query ids in hash order (all of them, hash-ordered, for None).
     With ``groups`` (query id -> generator) the groups take turns, each in hash order, until ``n``."""
@@ -100,11 +117,15 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
     ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
     reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
     ignore = ds.ignored()
-    weight, curve = choose_rerank_weight({q: ds.qrels[q] for q in queries}, drop_ignored(first, ignore),
-                                         drop_ignored(reranked, ignore), cfg.k_rerank)
+    qrels, first, reranked = {q: ds.qrels[q] for q in queries}, drop_ignored(first, ignore), drop_ignored(reranked, ignore)
+    best, curve = choose_rerank_weight(qrels, first, reranked, cfg.k_rerank)
+    p = blend_gain_p(qrels, first, reranked, best, cfg.k_rerank) if best > 0 else None
+    weight = best if p is not None and p < cfg.weight_max_p else 0.0
     ctx.say("eval", f"rerank weight {weight} (validation nDCG@10 {curve[0.0]:.3f} without the reranker, "
-                    f"{curve[weight]:.3f} with it)")
-    return weight, {"weight": weight, "queries": len(queries), "ndcg@10": {str(w): v for w, v in curve.items()}}
+                    f"{curve[best]:.3f} at its best weight {best}" + (f", paired t-test p = {p:.3f}" if p is not None else "")
+            + (")" if weight == best else f": not significant at p < {cfg.weight_max_p}, so 0)"))
+    return weight, {"weight": weight, "best_weight": best, "p_value": p, "max_p": cfg.weight_max_p,
+                    "queries": len(queries), "ndcg@10": {str(w): v for w, v in curve.items()}}
 
 
 def _dataset_index(ctx, ds_cfg, ds):
@@ -181,10 +202,14 @@ def compare(ctx) -> dict:
                 runs["hybrid-tuned"] = run_top(fuse_runs([runs["bm25"], runs["dense-tuned"]], fusion), 100)
             if reranker is not None:
                 first = runs.get("hybrid-tuned", runs["hybrid-base"])
-                ctx.say("eval", f"{ds_cfg.name}/{qfile}: reranking the top {cfg.k_rerank} of {len(queries)} queries")
-                reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
                 name = ("hybrid-tuned" if "hybrid-tuned" in runs else "hybrid-base") + "+rerank"
-                runs[name] = reranked if weight is None else blend(first, reranked, weight, cfg.k_rerank)
+                if weight == 0:  # blend(first, ..., 0) is the first stage exactly: no need to score anything
+                    ctx.say("eval", f"{ds_cfg.name}/{qfile}: rerank weight 0, so {name} is its first stage")
+                    runs[name] = first
+                else:
+                    ctx.say("eval", f"{ds_cfg.name}/{qfile}: reranking the top {cfg.k_rerank} of {len(queries)} queries")
+                    reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
+                    runs[name] = reranked if weight is None else blend(first, reranked, weight, cfg.k_rerank)
             provenance = {"bm25": {"index": str(index.folder), "bm25": index.meta.get("config", {}).get("bm25")},
                           "base_model": base_enc.describe() | {"fingerprint": base_enc.fingerprint()},
                           "tuned_model": (tuned_enc.describe() | {"fingerprint": tuned_enc.fingerprint()})
@@ -226,8 +251,12 @@ def comparison_markdown(table: dict) -> str:
             lines.append("")
     if rw := table.get("rerank_weight"):
         curve = ", ".join(f"{w}: {v:.3f}" for w, v in rw["ndcg@10"].items())
+        test = ""
+        if rw.get("p_value") is not None:
+            test = (f"; best weight {rw['best_weight']}, paired t-test against weight 0 p = {rw['p_value']:.3f}, "
+                    + ("kept" if rw["weight"] == rw["best_weight"] else f"not below {rw['max_p']}, so 0"))
         lines += [f"Reranker blend weight {rw['weight']}, chosen on {rw['queries']} synthetic validation queries "
-                  f"(nDCG@10 by weight: {curve}).", ""]
+                  f"(nDCG@10 by weight: {curve}{test}).", ""]
     return "\n".join(lines)
 
 

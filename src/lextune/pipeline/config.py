@@ -45,8 +45,10 @@ class EvalStageConfig(BaseModel):
     rerank_weight: float | Literal["auto"] | None = Field(
         "auto", description="Blend of reranker and first-stage ranks (0..1, rank-normalised); None: reranker order "
         "only; auto: the weight that maximises nDCG@10 on the run's synthetic validation split (never on a "
-        "benchmark), 0 when the reranker does not help there.")
+        "benchmark), 0 when the reranker does not help there significantly (weight_max_p).")
     weight_queries: int = Field(100, ge=1, description="Synthetic validation queries that choose an auto weight.")
+    weight_max_p: float = Field(0.05, gt=0, le=1, description="An auto weight above 0 is kept only when its "
+                                "validation gain over the first stage passes a paired t-test at this p (1: always).")
     rrf_k: int = 60
     report: bool = True
 
