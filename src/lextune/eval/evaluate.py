@@ -74,6 +74,11 @@ class EvalResult:
     win_tie_loss: dict[str, dict[str, int]]  # system -> counts vs the first system on the primary metric
     inputs: InputReport
     queries: list[str]
+    p_values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # system -> other -> metric -> p
+
+    def p_value(self, a: str, b: str, metric: str) -> float:
+        """The paired test's p for systems ``a`` and ``b`` on ``metric`` (nan when it is undefined)."""
+        return self.p_values[a][b][metric]
 
     def to_dict(self) -> dict:
         return {
@@ -138,6 +143,7 @@ def evaluate(qrels: Qrels, runs: dict[str, Run], config: EvalConfig | None = Non
         per_query[r.name] = {m: {q: float(r.scores[m][q]) for q in qids} for m in metrics}
         overall[r.name] = {m: float(sum(per_query[r.name][m].values()) / len(qids)) for m in metrics}
     significance: dict[str, dict[str, list[str]]] = {r.name: {} for r in ranx_runs}
+    p_values: dict[str, dict[str, dict[str, float]]] = {r.name: {} for r in ranx_runs}
     if len(ranx_runs) > 1:
         report_obj = ranx.compare(rq, ranx_runs, metrics=metrics, stat_test=config.stat_test, max_p=config.max_p,
                                   make_comparable=True)
@@ -149,7 +155,8 @@ def evaluate(qrels: Qrels, runs: dict[str, Run], config: EvalConfig | None = Non
                     if a == b:
                         continue
                     key = (a, b) if (a, b) in comparisons else (b, a)
-                    p = comparisons[key][m]["p_value"]
+                    p = float(comparisons[key][m]["p_value"])
+                    p_values[a].setdefault(b, {})[m] = p
                     if p < config.max_p and overall[a][m] > overall[b][m]:
                         better.append(b)
                 significance[a][m] = better
@@ -166,4 +173,5 @@ def evaluate(qrels: Qrels, runs: dict[str, Run], config: EvalConfig | None = Non
             else:
                 t += 1
         wtl[r.name] = {"win": w, "tie": t, "loss": lo}
-    return EvalResult(config, [r.name for r in ranx_runs], overall, per_query, significance, wtl, report, qids)
+    return EvalResult(config, [r.name for r in ranx_runs], overall, per_query, significance, wtl, report, qids,
+                      p_values)

@@ -51,19 +51,16 @@ def choose_rerank_weight(qrels, first: Run, reranked: Run, k: int, grid: list[fl
 
 
 def blend_gain_p(qrels, first: Run, reranked: Run, weight: float, k: int) -> float:
-    """p-value of a paired Student t-test (ranx) of nDCG@10 per query: the blend at ``weight`` against the
-    first stage alone. A small validation set makes a best weight look better than it is; this says how
-    much of its gain is noise."""
+    """p-value of evaluation's paired test (Student t over per-query nDCG@10): the blend at ``weight``
+    against the first stage alone. A small validation set makes a best weight look better than it is;
+    this says how much of its gain is noise (1.0 when the test is undefined)."""
     import math
 
-    from lextune.eval.evaluate import _ranx
+    from lextune.eval.evaluate import EvalConfig, evaluate
 
-    ranx = _ranx()
-    judged = {q: docs for q, docs in qrels.items() if docs}
-    runs = [ranx.Run({q: canonical_ranking(r.get(q) or {"__no_result__": 0.0}) for q in judged}, name=name)
-            for name, r in (("first", first), ("blend", blend(first, reranked, weight, k)))]
-    report = ranx.compare(ranx.Qrels(judged), runs, metrics=["ndcg@10"], stat_test="student", make_comparable=True)
-    p = float(report.comparisons[frozenset({"first", "blend"})]["ndcg@10"]["p_value"])
+    result = evaluate(qrels, {"first": first, "blend": blend(first, reranked, weight, k)},
+                      EvalConfig(families=["ndcg"], k_values=[10], stat_test="student"))
+    p = result.p_value("blend", "first", "ndcg@10")
     return 1.0 if math.isnan(p) else p
 
 
