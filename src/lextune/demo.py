@@ -3,7 +3,7 @@
 ingest the bundled statutes -> offline synthetic queries (titles, inverse cloze, citing paragraphs) ->
 BM25 + dense index with the bundled multilingual-e5-small -> hard negatives -> a short fine-tune of the
 bi-encoder and of a reranker -> base versus tuned on the held-out synthetic queries (a law the training
-never saw) -> the targeted pass on the failures -> report.html. About 13 minutes on 2 CPU cores (docs/benchmarks.md, "Demo").
+never saw) -> the targeted pass on the failures -> report.html. About 13-14 minutes on 2 CPU cores (docs/benchmarks.md, "Demo").
 """
 
 from __future__ import annotations

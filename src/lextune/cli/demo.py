@@ -14,7 +14,7 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A few training steps only (a smoke run)."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the demo's pipeline.yaml and stop."),
 ) -> None:
-    """The whole workflow offline on the bundled statutes (about 13 minutes on 2 CPU cores): synthetic
+    """The whole workflow offline on the bundled statutes (about 13-14 minutes on 2 CPU cores): synthetic
     queries, mining, fine-tuning of the embedder and a reranker, base vs tuned, the targeted pass, report."""
     setup_logging()
     with user_errors():
