@@ -201,6 +201,49 @@ def test_concurrent_requests_are_batched(served, encoder):
     assert batcher.calls - calls_before < 24  # fewer model calls than requests
 
 
+def test_health_counts_batches_and_faiss_runs_single_threaded_in_the_model_thread(served):
+    faiss = pytest.importorskip("faiss")
+    state = served["app"].state.lextune
+    assert _post(served, "/v1/search", {"query": "금융거래의 비밀보장", "k": 3, "rerank": False}).status_code == 200
+    stats = httpx.get(served["url"] + "/health", timeout=10).json()["batching"]["search"]
+    assert stats["calls"] >= 1 and stats["items"] >= stats["calls"] and stats["busy_s"] > 0
+    # OpenMP's thread count is per thread: it must be set where the searches run, not only where the
+    # service was built (there faiss kept its default team of spinning threads beside the model).
+    assert state.executor.submit(faiss.omp_get_max_threads).result() == state.config.faiss_threads == 1
+
+
+def test_greedy_batching_takes_what_queued_while_the_model_ran():
+    import asyncio
+
+    from lextune.serve.batcher import MicroBatcher
+
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def fn(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            release.wait(10)  # the first (lone) request holds the model while the others queue
+        return [x * 10 for x in items]
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(fn, pool, max_batch=4, max_wait_ms=0)
+            first = asyncio.create_task(batcher.submit([0]))
+            while not calls:
+                await asyncio.sleep(0.001)
+            rest = [asyncio.create_task(batcher.submit([i])) for i in range(1, 7)]
+            await asyncio.sleep(0.05)
+            release.set()
+            out = await asyncio.gather(first, *rest)
+            await batcher.close()
+            return out
+
+    out = asyncio.run(scenario())
+    assert out == [[i * 10] for i in range(7)]
+    assert calls == [[0], [1, 2, 3, 4], [5, 6]]  # alone at once; then what queued, max_batch at a time
+
+
 def test_openapi_fuzz_gives_no_server_errors(served):
     """A bounded property-based fuzz of every operation in the OpenAPI spec (schemathesis)."""
     schemathesis = pytest.importorskip("schemathesis")

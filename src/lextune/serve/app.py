@@ -200,14 +200,11 @@ class ServiceState:
                                                   max_length=config.reranker_max_length), device=config.device)
         if self.index is not None and self.index._dense_folder is not None:
             self.index.dense(self.encoder)  # refuses an index built by another model, at start-up
-            if config.faiss_threads:
-                import faiss
-
-                faiss.omp_set_num_threads(config.faiss_threads)
         self.model_name = config.model_name or (served_name(self.encoder.spec) if self.encoder else None)
         self.reranker_name = config.reranker_name or (
             served_name(self.reranker.config.model) if self.reranker else None)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lextune-model")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lextune-model",
+                                           initializer=self._init_model_thread)
         b = config.batching
         mk = lambda fn, name: MicroBatcher(fn, self.executor, max_batch=b.max_batch,  # noqa: E731
                                            max_wait_ms=b.max_wait_ms, name=name)
@@ -219,6 +216,15 @@ class ServiceState:
         }
 
     # model calls (run in the executor thread) ---------------------------------------------------------
+    def _init_model_thread(self) -> None:
+        """OpenMP's thread count is a per-thread setting: set it in the thread that runs the searches (set in
+        the main thread it left faiss with its default team there, whose spinning threads took CPU from the
+        model)."""
+        if self.index is not None and self.index._dense_folder is not None and self.config.faiss_threads:
+            import faiss
+
+            faiss.omp_set_num_threads(self.config.faiss_threads)
+
     def _embed(self, texts: list[str], side: str) -> list[tuple[np.ndarray, int]]:
         enc = self.encoder
         vecs = enc.encode_queries(texts) if side == "query" else enc.encode_passages(texts)
@@ -382,7 +388,8 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
         """Liveness and what is loaded (no key needed)."""
         return {"status": "ok", "version": __version__, "embedding_model": state.model_name,
                 "backend": getattr(state.encoder, "backend", None), "reranker": state.reranker_name,
-                "index": {"documents": len(state.index.docs)} if state.index is not None else None}
+                "index": {"documents": len(state.index.docs)} if state.index is not None else None,
+                "batching": {kind: {"calls": b.calls, "items": b.items, "busy_s": round(b.busy_s, 3)} for kind, b in state.batchers.items()}}
 
     @app.get("/v1/models", response_model=ModelList, dependencies=auth, responses=ERRORS, tags=["service"])
     async def models() -> ModelList:

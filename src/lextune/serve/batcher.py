@@ -3,7 +3,9 @@
 Each request submits its items and awaits their results. A worker task takes the first waiting request,
 gathers others for up to ``max_wait_ms`` or until ``max_batch`` items, runs the function once in the
 model thread, and hands every request its slice. All model work runs in one executor thread, so the
-model is never called from two threads at once (2 CPU cores gain nothing from that anyway).
+model is never called from two threads at once (2 CPU cores gain nothing from that anyway). With
+``max_wait_ms=0`` (the service's default) batching is greedy: while the model runs a batch, new requests
+queue, and the next batch is everything queued (up to ``max_batch``); a lone request never waits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self.calls = 0
         self.items = 0
+        self.busy_s = 0.0  # time in the model function, for /health
 
     async def submit(self, items: list[Any]) -> list[Any]:
         """Results for ``items``, in order (computed together with other requests' items)."""
@@ -57,6 +60,7 @@ class MicroBatcher:
             if not live:
                 continue
             flat = [x for items, _ in live for x in items]
+            started = time.perf_counter()
             try:
                 results = await loop.run_in_executor(self.executor, self.fn, flat)
             except Exception as exc:  # every request of the batch learns of the failure
@@ -66,6 +70,7 @@ class MicroBatcher:
                 continue
             self.calls += 1
             self.items += len(flat)
+            self.busy_s += time.perf_counter() - started
             pos = 0
             for items, fut in live:
                 if not fut.done():
