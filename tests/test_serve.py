@@ -204,7 +204,8 @@ def test_concurrent_requests_are_batched(served, encoder):
 def test_health_counts_batches_and_faiss_runs_single_threaded_in_the_model_thread(served):
     faiss = pytest.importorskip("faiss")
     state = served["app"].state.lextune
-    assert _post(served, "/v1/search", {"query": "금융거래의 비밀보장", "k": 3, "rerank": False}).status_code == 200
+    r = _post(served, "/v1/search", {"query": "금융거래의 비밀보장", "k": 3, "rerank": False})
+    assert r.status_code == 200
     stats = httpx.get(served["url"] + "/health", timeout=10).json()["batching"]["search"]
     assert stats["calls"] >= 1 and stats["items"] >= stats["calls"] and stats["busy_s"] > 0
     # OpenMP's thread count is per thread: it must be set where the searches run, not only where the

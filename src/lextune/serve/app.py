@@ -218,8 +218,7 @@ class ServiceState:
     # model calls (run in the executor thread) ---------------------------------------------------------
     def _init_model_thread(self) -> None:
         """OpenMP's thread count is a per-thread setting: set it in the thread that runs the searches (set in
-        the main thread it left faiss with its default team there, whose spinning threads took CPU from the
-        model)."""
+        the main thread it left faiss its default two threads there, whose second took CPU from the model)."""
         if self.index is not None and self.index._dense_folder is not None and self.config.faiss_threads:
             import faiss
 
@@ -389,7 +388,8 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
         return {"status": "ok", "version": __version__, "embedding_model": state.model_name,
                 "backend": getattr(state.encoder, "backend", None), "reranker": state.reranker_name,
                 "index": {"documents": len(state.index.docs)} if state.index is not None else None,
-                "batching": {kind: {"calls": b.calls, "items": b.items, "busy_s": round(b.busy_s, 3)} for kind, b in state.batchers.items()}}
+                "batching": {kind: {"calls": b.calls, "items": b.items, "busy_s": round(b.busy_s, 3)}
+                             for kind, b in state.batchers.items()}}
 
     @app.get("/v1/models", response_model=ModelList, dependencies=auth, responses=ERRORS, tags=["service"])
     async def models() -> ModelList:

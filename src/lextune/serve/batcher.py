@@ -27,7 +27,7 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self.calls = 0
         self.items = 0
-        self.busy_s = 0.0  # time in the model function, for /health
+        self.busy_s = 0.0  # seconds from a batch's hand-off to the model thread to its return, for /health
 
     async def submit(self, items: list[Any]) -> list[Any]:
         """Results for ``items``, in order (computed together with other requests' items)."""
