@@ -75,6 +75,12 @@ def test_truncation_is_counted_and_windows_pool(bundled_dir, caplog):
     assert np.allclose(pooled[1], short[1], atol=1e-5)  # short texts are unaffected
     assert float(pooled[0] @ short[0]) < 0.9999  # the long one now sees all its windows
     assert abs(float(np.linalg.norm(pooled[0])) - 1) < 1e-5
+    # token counts for usage: what the model read, capped at the side's limit
+    vecs, counts = enc.encode_with_token_counts([long_text, PASSAGES[0][:20]], "passage")
+    assert np.allclose(vecs, short, atol=1e-6)
+    want = len(enc.model.tokenizer("passage: " + PASSAGES[0][:20])["input_ids"])
+    assert counts == [64, want] and want < 64
+    assert enc.encode_with_token_counts([long_text], "query")[1] == [16]
 
 
 def test_resolver_errors_are_clear(tmp_path, monkeypatch):
@@ -170,3 +176,37 @@ def test_fingerprint_follows_the_weights_not_the_provenance(encoder, bundled_dir
     data[-1] ^= 0xFF  # one byte of the last tensor
     weights.write_bytes(bytes(data))
     assert BiEncoder(str(copy)).fingerprint() != encoder.fingerprint()
+
+
+def test_prefix_cache_runs_the_shared_frozen_bottom_once_with_the_same_vectors(bundled_dir):
+    import torch
+
+    from lextune.models.biencoder import BiEncoder
+    from lextune.models.prefix_cache import prefix_cache
+
+    enc = BiEncoder(str(bundled_dir), device="cpu")
+    texts = PASSAGES + ["임대차 보증금", "query-like short text"]
+    layers = enc.model[0].auto_model.encoder.layer
+
+    def nudge(layer) -> None:
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.add_(0.02 * torch.randn_like(p))
+
+    base = enc.encode_passages(texts)
+    with prefix_cache(trained_top=4) as cache:
+        filled = enc.encode_passages(texts)
+        assert (cache.hits, cache.misses) == (0, len(texts))
+        nudge(layers[-1])  # a "tuned" model: only a top layer changed, so the bottom's outputs are reused
+        tuned = enc.encode_passages(texts[::-1])[::-1]
+        assert (cache.hits, cache.misses) == (len(texts), len(texts))
+    assert "forward" not in vars(enc.model[0].auto_model)  # detached after each encode
+    np.testing.assert_allclose(filled, base, atol=1e-6)
+    np.testing.assert_allclose(tuned, enc.encode_passages(texts), atol=1e-6)  # = the uncached tuned vectors
+    assert float(np.abs(tuned - base).max()) > 1e-3
+    with prefix_cache(trained_top=4) as cache:
+        enc.encode_passages(texts)
+        nudge(layers[0])  # a change below the top 4 layers makes another model: nothing is reused
+        changed = enc.encode_passages(texts)
+        assert (cache.hits, cache.misses) == (0, 2 * len(texts))
+    np.testing.assert_allclose(changed, enc.encode_passages(texts), atol=1e-6)

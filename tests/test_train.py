@@ -134,6 +134,33 @@ def test_cpu_recipe_freezes_embeddings_and_lower_layers(data):
     assert not any(p.requires_grad for layer in layers[:-2] for p in layer.parameters())
     assert all(p.requires_grad for layer in layers[-2:] for p in layer.parameters())
     assert model.max_seq_length == cfg.max_seq_length and model.lextune_base_max_seq_length == 512
+    # the frozen part is a fixed feature extractor: no dropout there, even after the trainer's model.train()
+    model.train()
+    assert not hf.embeddings.training and not any(m.training for layer in layers[:-2] for m in layer.modules())
+    assert all(m.training for layer in layers[-2:] for m in layer.modules())
+
+
+def test_training_with_frozen_bottom_reuses_its_outputs_and_matches_the_uncached_step(data):
+    """One step with the prefix cache gives the weights of one step without it (the same loss and update)."""
+    import torch
+
+    from lextune.models.prefix_cache import prefix_cache
+    from lextune.train import train_biencoder
+
+    tmp, corpus, train = data
+    common = dict(train_file=str(train), corpus=str(corpus), train_layers=2, max_steps=2, batch_size=4,
+                  max_seq_length=32, device="cpu", seed=3, save_steps=1000)
+    plain = train_biencoder(BiEncoderTrainConfig(output_dir=str(tmp / "plain"), layer_cache_gb=0, **common))
+    with prefix_cache(trained_top=2) as cache:  # as `lextune run` does; alone, training opens its own
+        cached = train_biencoder(BiEncoderTrainConfig(output_dir=str(tmp / "cached"), **common))
+        assert cache.hits > 0
+    assert cached["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp / "plain" / "model.safetensors")), load_file(str(tmp / "cached" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    assert torch.equal(a["embeddings.word_embeddings.weight"], b["embeddings.word_embeddings.weight"])
 
 
 def test_validation_during_training_with_early_stopping(tmp_path, data):

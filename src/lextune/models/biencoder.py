@@ -189,7 +189,15 @@ class BiEncoder:
         """Embed passages (float32, one row a text)."""
         return self._encode(texts, "passage", batch_size, show_progress_bar)
 
-    def _encode(self, texts, side: Literal["query", "passage"], batch_size, show_progress_bar) -> np.ndarray:
+    def encode_with_token_counts(self, texts: list[str], side: Literal["query", "passage"]) -> tuple[np.ndarray, list[int]]:
+        """Vectors and, per text, the tokens the model read (prompt and special tokens included, capped at
+        the side's maximum length; a windowed passage counts up to the cap): the service's usage counts,
+        from the one tokenization that encoding needs anyway."""
+        counts: list[int] = []
+        return self._encode(list(texts), side, None, False, counts), counts
+
+    def _encode(self, texts, side: Literal["query", "passage"], batch_size, show_progress_bar,
+                counts: list[int] | None = None) -> np.ndarray:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         prefix = self.template.query if side == "query" else self.template.passage
@@ -198,6 +206,8 @@ class BiEncoder:
         if not items:
             return np.zeros((0, dim), dtype=np.float32)
         lengths = self._token_lengths([prefix + t for t in items])
+        if counts is not None:
+            counts.extend(min(n, limit) for n in lengths)
         long_idx = [i for i, n in enumerate(lengths) if n > limit]
         out: np.ndarray
         if long_idx and side == "passage" and self.long_passages == "window":
@@ -214,17 +224,15 @@ class BiEncoder:
         if self._onnx is not None:
             return self._onnx.encode([prefix + t for t in items], limit, normalize=self.normalize,
                                      batch_size=batch_size or self.batch_size)
+        from lextune.models.prefix_cache import attach
+
         old = self.model.max_seq_length
         self.model.max_seq_length = limit
         try:
-            emb = self.model.encode(
-                items,
-                prompt=prefix,
-                batch_size=batch_size or self.batch_size,
-                show_progress_bar=show_progress_bar,
-                normalize_embeddings=self.normalize,
-                convert_to_numpy=True,
-            )
+            with attach(getattr(self.model[0], "auto_model", None)):
+                emb = self.model.encode(items, prompt=prefix, batch_size=batch_size or self.batch_size,
+                                        show_progress_bar=show_progress_bar, normalize_embeddings=self.normalize,
+                                        convert_to_numpy=True)
         finally:
             self.model.max_seq_length = old
         return np.asarray(emb, dtype=np.float32)

@@ -96,6 +96,9 @@ class RunConfig(BaseModel):
                                                   description="RerankerTrainConfig fields (paths are filled in).")
     eval: EvalStageConfig = Field(default_factory=EvalStageConfig)
     targeted: TargetedConfig | None = Field(default_factory=TargetedConfig)
+    layer_cache_gb: float = Field(2.0, ge=0, description=(
+        "Memory for the outputs of the bi-encoder's frozen bottom layers (train_biencoder.train_layers), "
+        "shared by the base, tuned and targeted models of the run and across training steps; 0: off."))
 
     @model_validator(mode="after")
     def _check_training_sections(self) -> RunConfig:

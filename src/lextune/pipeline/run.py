@@ -195,20 +195,21 @@ class RunResult:
     comparison: dict | None
 
 
-def run_pipeline(config: RunConfig, *, from_stage: str | None = None, until: str | None = None,
-                 progress: Progress | None = None) -> RunResult:
-    """Run (or reuse) every stage; ``from_stage`` forces that stage and the later ones to run again,
-    ``until`` stops after that stage."""
-    for name in (from_stage, until):
-        if name is not None and name not in STAGES:
-            raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-    root = Path(config.run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    save_config(config, root / "pipeline.yaml")
-    ctx = RunContext(config, root, progress=progress)
-    forced = STAGES.index(from_stage) if from_stage else len(STAGES)
-    last = STAGES.index(until) if until else len(STAGES) - 1
-    stages: dict[str, dict] = {}
+def _layer_cache(config: RunConfig):
+    """The run's shared cache of the bi-encoder's frozen bottom layers (``lextune.models.prefix_cache``)."""
+    from contextlib import nullcontext
+
+    from lextune.models.prefix_cache import prefix_cache
+
+    section = config.train_biencoder or {}
+    top = section.get("train_layers")
+    if not top or section.get("lora") or config.layer_cache_gb <= 0:
+        return nullcontext()
+    return prefix_cache(int(top), max_bytes=int(config.layer_cache_gb * (1 << 30)))
+
+
+def _run_stages(ctx: RunContext, stages: dict[str, dict], forced: int, last: int) -> None:
+    config, root = ctx.config, ctx.root
     for i, stage in enumerate(STAGES):
         if i > last:
             stages[stage] = {"status": "not run (--until)"}
@@ -236,6 +237,24 @@ def run_pipeline(config: RunConfig, *, from_stage: str | None = None, until: str
         ctx.summaries[stage] = summary
         stages[stage] = {"status": "ran", "key": key, "seconds": seconds, "summary": summary}
         ctx.say(stage, f"done in {seconds:.0f} s")
+
+
+def run_pipeline(config: RunConfig, *, from_stage: str | None = None, until: str | None = None,
+                 progress: Progress | None = None) -> RunResult:
+    """Run (or reuse) every stage; ``from_stage`` forces that stage and the later ones to run again,
+    ``until`` stops after that stage."""
+    for name in (from_stage, until):
+        if name is not None and name not in STAGES:
+            raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    root = Path(config.run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(config, root / "pipeline.yaml")
+    ctx = RunContext(config, root, progress=progress)
+    forced = STAGES.index(from_stage) if from_stage else len(STAGES)
+    last = STAGES.index(until) if until else len(STAGES) - 1
+    stages: dict[str, dict] = {}
+    with _layer_cache(config):
+        _run_stages(ctx, stages, forced, last)
     comparison = ctx.summaries.get("eval")
     artifacts = {s: sorted(str(p.relative_to(root)) for p in ctx.dir(s).rglob("*") if p.is_file())[:200]
                  for s in STAGES if ctx.dir(s).is_dir()}

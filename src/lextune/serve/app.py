@@ -225,12 +225,8 @@ class ServiceState:
             faiss.omp_set_num_threads(self.config.faiss_threads)
 
     def _embed(self, texts: list[str], side: str) -> list[tuple[np.ndarray, int]]:
-        enc = self.encoder
-        vecs = enc.encode_queries(texts) if side == "query" else enc.encode_passages(texts)
-        prefix = enc.template.query if side == "query" else enc.template.passage
-        ids = enc.model.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
-                                  max_length=enc.get_max_seq_length())["input_ids"]
-        return [(v, len(i)) for v, i in zip(vecs, ids, strict=True)]
+        vecs, counts = self.encoder.encode_with_token_counts(texts, "query" if side == "query" else "passage")
+        return list(zip(vecs, counts, strict=True))
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
         scores = self.reranker.score(pairs)

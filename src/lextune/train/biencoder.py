@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
 
@@ -79,6 +80,8 @@ class BiEncoderTrainConfig(BaseModel):
     max_seq_length: int = 128
     attention_dropout: float = Field(0.0, description="0 lets CPU attention use the fused kernel (see notes).")
     gradient_checkpointing: bool = False
+    layer_cache_gb: float = Field(1.0, ge=0, description="With train_layers: memory for the frozen bottom's "
+                                  "outputs, computed once per text and reused across steps; 0: off.")
     lora: LoraSettings | None = None
     merge_lora: bool = False
     bf16: bool = False
@@ -239,11 +242,22 @@ def _freeze_lower_layers(hf, keep: int) -> None:
     layers = getattr(getattr(hf, "encoder", None), "layer", None)
     if layers is None:
         raise ConfigError(f"train_layers: {type(hf).__name__} has no encoder.layer list to freeze")
-    for p in hf.embeddings.parameters():
-        p.requires_grad = False
-    for layer in list(layers)[: max(0, len(layers) - keep)]:
-        for p in layer.parameters():
+    for module in [hf.embeddings, *list(layers)[: max(0, len(layers) - keep)]]:
+        for p in module.parameters():
             p.requires_grad = False
+        _keep_eval(module)
+
+
+def _keep_eval(module) -> None:
+    """A frozen module stays in eval mode (no dropout) even when the trainer calls ``model.train()``: it is a
+    fixed feature extractor, and its outputs can then be reused across steps and models
+    (``lextune.models.prefix_cache``)."""
+    import types
+
+    import torch
+
+    module.eval()
+    module.train = types.MethodType(lambda self, mode=True: torch.nn.Module.train(self, False), module)
 
 
 def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
@@ -253,6 +267,7 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
         from sentence_transformers.base.sampler import BatchSamplers
     except ImportError as exc:
         raise MissingExtraError('training needs sentence-transformers: pip install "lextune[train]"') from exc
+    from lextune.models.prefix_cache import active, attach, prefix_cache
     from lextune.models.templates import template_from_prompts
 
     start = time.perf_counter()
@@ -281,9 +296,15 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.patience))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, cfg),
                                          evaluator=evaluator, callbacks=callbacks)
-    before = evaluator(model) if evaluator else None
     resume = cfg.resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    # Passages recur across steps: with the bottom layers frozen their outputs are computed once per text
+    # (within `lextune run` the run's cache also holds those of the index and mining stages).
+    own_cache = bool(cfg.train_layers) and not cfg.lora and cfg.layer_cache_gb > 0 and active() is None
+    with prefix_cache(cfg.train_layers, max_bytes=int(cfg.layer_cache_gb * (1 << 30))) if own_cache else nullcontext(), \
+            attach(model[0].auto_model):
+        before = evaluator(model) if evaluator else None
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+        after = evaluator(model) if evaluator else None
     history = [h for h in trainer.state.log_history if "loss" in h]
     evals = [{"step": h["step"], "ndcg@10": h[f"eval_{VAL_METRIC}"]} for h in trainer.state.log_history
              if f"eval_{VAL_METRIC}" in h]
@@ -291,8 +312,7 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
                "samples_per_second": result.metrics.get("train_samples_per_second"), "loss_history": history,
                "resumed": bool(resume), "peak_rss_gb": _peak_rss_gb()}
-    if evaluator is not None:
-        after = evaluator(model)
+    if evaluator is not None and after is not None:
         summary["validation"] = {"before_ndcg@10": before.get(VAL_METRIC) if before else None,
                                  "after_ndcg@10": after.get(VAL_METRIC), "history": evals,
                                  "best_step": _best_step(trainer), "stopped_early": trainer.state.global_step
