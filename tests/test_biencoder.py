@@ -210,3 +210,6 @@ def test_prefix_cache_runs_the_shared_frozen_bottom_once_with_the_same_vectors(b
         changed = enc.encode_passages(texts)
         assert (cache.hits, cache.misses) == (0, 2 * len(texts))
     np.testing.assert_allclose(changed, enc.encode_passages(texts), atol=1e-6)
+    with prefix_cache(trained_top=4, max_bytes=1) as cache:  # full: computes, keeps nothing, same vectors
+        np.testing.assert_allclose(enc.encode_passages(texts), changed, atol=1e-6)
+        assert cache.stats()["entries"] == 0 and cache.misses == len(texts)

@@ -8,8 +8,8 @@ model attached with :func:`attach` looks up the output of its frozen bottom laye
 token ids) and runs only the layers above on a hit. Vectors and gradients are those of the plain forward
 (the bottom runs without dropout; frozen layers are always in eval mode, see ``train.biencoder``).
 
-Keys hold the unpadded token ids, so a text truncated to another length is another entry. The store is an
-in-memory LRU bounded by ``max_bytes``.
+Keys hold the unpadded token ids, so a text truncated to another length is another entry. The store is in
+memory and stops taking entries at ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,26 +32,21 @@ class PrefixCache:
     def __init__(self, trained_top: int, max_bytes: int = 2 << 30) -> None:
         self.trained_top = trained_top
         self.max_bytes = max_bytes
-        self.store: OrderedDict[tuple[str, bytes], object] = OrderedDict()
+        self.store: dict[tuple[str, bytes], object] = {}
         self.bytes = 0
         self.hits = 0
         self.misses = 0
 
     def get(self, key):
-        value = self.store.get(key)
-        if value is not None:
-            self.store.move_to_end(key)
-        return value
+        return self.store.get(key)
 
     def put(self, key, value) -> None:
+        # Full means full: the stages read the corpus in the same order again, and an LRU would evict each
+        # entry just before its next use; keeping the first ``max_bytes`` keeps that part useful.
         size = value.numel() * value.element_size()
-        if size > self.max_bytes:
-            return
-        self.store[key] = value
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, old = self.store.popitem(last=False)
-            self.bytes -= old.numel() * old.element_size()
+        if self.bytes + size <= self.max_bytes:
+            self.store[key] = value
+            self.bytes += size
 
     def stats(self) -> dict:
         return {"hits": self.hits, "misses": self.misses, "entries": len(self.store), "bytes": self.bytes}

@@ -253,15 +253,18 @@ def run_pipeline(config: RunConfig, *, from_stage: str | None = None, until: str
     forced = STAGES.index(from_stage) if from_stage else len(STAGES)
     last = STAGES.index(until) if until else len(STAGES) - 1
     stages: dict[str, dict] = {}
-    with _layer_cache(config):
+    with _layer_cache(config) as cache:
         _run_stages(ctx, stages, forced, last)
+    if cache is not None:
+        ctx.say("run", "layer cache: {hits} texts reused the frozen bottom layers' outputs, {misses} computed them"
+                .format(**cache.stats()))
     comparison = ctx.summaries.get("eval")
     artifacts = {s: sorted(str(p.relative_to(root)) for p in ctx.dir(s).rglob("*") if p.is_file())[:200]
                  for s in STAGES if ctx.dir(s).is_dir()}
     write_json_atomic(root / "manifest.json", make_meta(
         "run", config=config.model_dump(mode="json"), stages={s: {k: v for k, v in r.items() if k != "summary"}
                                                               for s, r in stages.items()},
-        artifacts=artifacts, comparison=comparison,
+        artifacts=artifacts, comparison=comparison, layer_cache=cache.stats() if cache is not None else None,
         targeted=ctx.summaries.get("targeted", {}).get("by_category") if ctx.summaries.get("targeted") else None))
     return RunResult(root, stages, comparison)
 
