@@ -21,12 +21,13 @@ from collections.abc import Mapping
 _LEAF_FLAG = 1 << 31
 _HAS_LEAF = 1 << 8
 _MAX_PLAIN_OFFSET = 1 << 21
+_MAX_EXTENDED_OFFSET = 1 << 29
 
 
 def _encode_offset(offset: int) -> int:
     if offset < _MAX_PLAIN_OFFSET:
         return offset << 10
-    if offset % 256 or offset >= (1 << 29):
+    if offset % 256 or offset >= _MAX_EXTENDED_OFFSET:
         raise ValueError(f"double-array offset {offset} cannot be encoded")
     return (offset << 2) | (1 << 9)
 
@@ -80,11 +81,8 @@ def _build_double_array(entries: list[tuple[bytes, int]]) -> list[int]:
         while True:
             cand = np.arange(start, start + window, dtype=np.int64)
             slots = cand[:, None] ^ label_arr[None, :]
-            grow(int(slots.max()) + 1)
-            grow(int(cand[-1]) + 1)
-            offset = cand ^ pos
-            ok = ~used[slots].any(axis=1) & ~used_bases[cand] & (cand != pos)
-            ok &= (offset < _MAX_PLAIN_OFFSET) | ((offset % 256 == 0) & (offset < (1 << 29)))
+            grow(max(int(slots.max()), int(cand[-1])) + 1)
+            ok = ~used[slots].any(axis=1) & ~used_bases[cand] & (cand != pos) & _offset_ok(cand ^ pos)
             hits = np.flatnonzero(ok)
             if len(hits):
                 base = int(cand[hits[0]])
@@ -109,8 +107,9 @@ def _build_double_array(entries: list[tuple[bytes, int]]) -> list[int]:
     return units
 
 
-def _offset_ok(offset: int) -> bool:
-    return offset < _MAX_PLAIN_OFFSET or (offset % 256 == 0 and offset < (1 << 29))
+def _offset_ok(offset):
+    """Whether ``_encode_offset`` can encode ``offset`` (an int or a numpy array of them, elementwise)."""
+    return (offset < _MAX_PLAIN_OFFSET) | ((offset % 256 == 0) & (offset < _MAX_EXTENDED_OFFSET))
 
 
 def build_precompiled_charsmap(mapping: Mapping[int, str]) -> bytes:
