@@ -18,7 +18,7 @@ import hashlib
 import logging
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,14 @@ def prefix_cache(trained_top: int, max_bytes: int = 2 << 30) -> Iterator[PrefixC
         log.info("prefix cache: %s", cache.stats())
 
 
+def recipe_cache(train_layers: int | None, lora: object, gb: float):
+    """The cache for a training recipe that freezes all but its top ``train_layers`` layers: none (a null
+    context) when every layer trains, with LoRA (the adapter changes every layer), or with ``gb`` 0."""
+    if not train_layers or lora or gb <= 0:
+        return nullcontext()
+    return prefix_cache(int(train_layers), max_bytes=int(gb * (1 << 30)))
+
+
 def active() -> PrefixCache | None:
     """The cache of the enclosing :func:`prefix_cache` block, if any."""
     return _ACTIVE
@@ -74,9 +82,10 @@ def _bert_like(hf) -> bool:
     return layers is not None and hasattr(hf, "embeddings") and not hasattr(hf, "peft_config")
 
 
-def _fingerprint(hf, n_bottom: int) -> str:
-    """sha1 of the embeddings and bottom layers' weights; recomputed only after a weight changed in place."""
-    params = list(hf.embeddings.parameters()) + [p for layer in list(hf.encoder.layer)[:n_bottom] for p in layer.parameters()]
+def _fingerprint(hf, bottom: list) -> str:
+    """sha1 of the weights of ``bottom`` (embeddings and lower layers); recomputed only after a weight changed."""
+    params = [p for m in bottom for p in m.parameters()]
+    n_bottom = len(bottom) - 1
     versions = (n_bottom, tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
     known = _FINGERPRINTS.get(hf)
     if known and known[0] == versions:
@@ -106,8 +115,9 @@ def attach(hf) -> Iterator[None]:
     if n_bottom <= 0 or "forward" in vars(encoder) or "forward" in vars(hf):
         yield
         return
-    fp = _fingerprint(hf, n_bottom)
-    bottom_params = [p for m in [hf.embeddings, *layers[:n_bottom]] for p in m.parameters()]
+    bottom = [hf.embeddings, *layers[:n_bottom]]
+    fp = _fingerprint(hf, bottom)
+    bottom_params = [p for m in bottom for p in m.parameters()]
     seen: dict = {}
 
     model_forward = hf.forward
@@ -146,16 +156,16 @@ def attach(hf) -> Iterator[None]:
             sub_mask = attention_mask
             if attention_mask is not None and attention_mask.shape[0] == len(keys):
                 sub_mask = attention_mask[miss]
-            modes = [m.training for m in [hf.embeddings, *layers[:n_bottom]]]
+            modes = [m.training for m in bottom]
             try:
-                for m in [hf.embeddings, *layers[:n_bottom]]:
+                for m in bottom:
                     m.eval()
                 with torch.no_grad():
                     h = hf.embeddings(input_ids=ids[miss])
                     for layer in layers[:n_bottom]:
                         h = layer(h, sub_mask, None, **kw)
             finally:
-                for m, mode in zip([hf.embeddings, *layers[:n_bottom]], modes, strict=True):
+                for m, mode in zip(bottom, modes, strict=True):
                     m.train(mode)
             for j, b in enumerate(miss):
                 found[b] = h[j, : lengths[b]].detach().clone()

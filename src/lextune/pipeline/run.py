@@ -197,15 +197,10 @@ class RunResult:
 
 def _layer_cache(config: RunConfig):
     """The run's shared cache of the bi-encoder's frozen bottom layers (``lextune.models.prefix_cache``)."""
-    from contextlib import nullcontext
-
-    from lextune.models.prefix_cache import prefix_cache
+    from lextune.models.prefix_cache import recipe_cache
 
     section = config.train_biencoder or {}
-    top = section.get("train_layers")
-    if not top or section.get("lora") or config.layer_cache_gb <= 0:
-        return nullcontext()
-    return prefix_cache(int(top), max_bytes=int(config.layer_cache_gb * (1 << 30)))
+    return recipe_cache(section.get("train_layers"), section.get("lora"), config.layer_cache_gb)
 
 
 def _run_stages(ctx: RunContext, stages: dict[str, dict], forced: int, last: int) -> None:

@@ -267,7 +267,7 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
         from sentence_transformers.base.sampler import BatchSamplers
     except ImportError as exc:
         raise MissingExtraError('training needs sentence-transformers: pip install "lextune[train]"') from exc
-    from lextune.models.prefix_cache import active, attach, prefix_cache
+    from lextune.models.prefix_cache import active, attach, recipe_cache
     from lextune.models.templates import template_from_prompts
 
     start = time.perf_counter()
@@ -299,9 +299,8 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     resume = cfg.resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
     # Passages recur across steps: with the bottom layers frozen their outputs are computed once per text
     # (within `lextune run` the run's cache also holds those of the index and mining stages).
-    own_cache = bool(cfg.train_layers) and not cfg.lora and cfg.layer_cache_gb > 0 and active() is None
-    with prefix_cache(cfg.train_layers, max_bytes=int(cfg.layer_cache_gb * (1 << 30))) if own_cache else nullcontext(), \
-            attach(model[0].auto_model):
+    own_cache = recipe_cache(cfg.train_layers, cfg.lora, cfg.layer_cache_gb) if active() is None else nullcontext()
+    with own_cache, attach(model[0].auto_model):
         before = evaluator(model) if evaluator else None
         result = trainer.train(resume_from_checkpoint=True if resume else None)
         after = evaluator(model) if evaluator else None
