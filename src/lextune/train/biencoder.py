@@ -296,13 +296,13 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.patience))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(model, cfg),
                                          evaluator=evaluator, callbacks=callbacks)
-    resume = cfg.resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
+    resume = resume_checkpoint(ckpt_dir) if cfg.resume else None
     # Passages recur across steps: with the bottom layers frozen their outputs are computed once per text
     # (within `lextune run` the run's cache also holds those of the index and mining stages).
     own_cache = recipe_cache(cfg.train_layers, cfg.lora, cfg.layer_cache_gb) if active() is None else nullcontext()
     with own_cache, attach(model[0].auto_model):
         before = evaluator(model) if evaluator else None
-        result = trainer.train(resume_from_checkpoint=True if resume else None)
+        result = trainer.train(resume_from_checkpoint=resume)
         after = evaluator(model) if evaluator else None
     history = [h for h in trainer.state.log_history if "loss" in h]
     evals = [{"step": h["step"], "ndcg@10": h[f"eval_{VAL_METRIC}"]} for h in trainer.state.log_history
@@ -342,6 +342,15 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
 
 
 VAL_METRIC = "val_cosine_ndcg@10"
+
+
+def resume_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest whole checkpoint under ``ckpt_dir``, or None. The trainer writes ``trainer_state.json``
+    last, so a run killed while saving leaves a folder without it, which is skipped (resuming from it
+    would fail, or lose the optimizer state)."""
+    whole = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+             and p.name.split("-")[-1].isdigit()]
+    return str(max(whole, key=lambda p: int(p.name.split("-")[-1]))) if whole else None
 
 
 def _eval_args(cfg: BiEncoderTrainConfig) -> dict:
