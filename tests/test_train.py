@@ -217,3 +217,16 @@ def test_two_cpu_processes_with_gloo(tmp_path, data, bundled_dir):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["training"]["world_size"] == 2 and meta["training"]["steps"] == 2
     assert meta["config"]["gather_across_devices"] is True
+
+
+def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
+    from lextune.train.biencoder import resume_checkpoint
+
+    assert resume_checkpoint(tmp_path) is None
+    for step, whole in ((100, True), (1000, True), (1200, False)):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        (ckpt / "model.safetensors").write_bytes(b"")
+        if whole:  # the trainer writes its state last
+            (ckpt / "trainer_state.json").write_text("{}")
+    assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-1000")  # by step, not by name

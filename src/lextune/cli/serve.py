@@ -12,6 +12,8 @@ from lextune.cli.common import out, setup_logging, user_errors
 def serve_cmd(
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="Embedding model spec (default: the index's model, else the bundled e5)."),
+    query_model: str | None = typer.Option(
+        None, "--query-model", help="Distilled query encoder of the model (lextune train query-encoder): faster search."),
     reranker: str | None = typer.Option(None, "--reranker", "-r", help="Cross-encoder spec for /v1/rerank."),
     index: Path | None = typer.Option(None, "--index", "-i", help="Index folder for /v1/search."),
     host: str | None = typer.Option(None, "--host"),
@@ -27,7 +29,7 @@ def serve_cmd(
         from lextune.config import load_config
         from lextune.serve import ServeConfig, serve
 
-        values = {"reranker": reranker, "index": str(index) if index else None, "host": host, "port": port}
+        values = {"reranker": reranker, "query_model": query_model, "index": str(index) if index else None, "host": host, "port": port}
         cfg = load_config(ServeConfig, config, overrides, **values)
         if model is not None:
             cfg = cfg.model_copy(update={"model": model})

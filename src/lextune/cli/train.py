@@ -42,6 +42,35 @@ def biencoder(
               f"(loss {summary['train_loss']:.4f}, {summary['samples_per_second'] or 0:.2f} samples/s) -> {cfg.output_dir}")
 
 
+@app.command("query-encoder")
+def query_encoder(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML QueryEncoderConfig."),
+    overrides: list[str] = typer.Option([], "--set", help="e.g. --set layers=4 --set epochs=3"),
+    teacher: str | None = typer.Option(None, "--teacher", "-m", help="The model whose index the student queries."),
+    queries: list[str] = typer.Option([], "--queries", "-q", help="JSONL with a 'text' field (synth queries.jsonl)."),
+    corpus: str | None = typer.Option(None, "--corpus", help="Index or ingest folder: sentences as extra texts."),
+    layers: int | None = typer.Option(None, "--layers", help="Transformer layers the student keeps (default 6)."),
+    output_dir: str | None = typer.Option(None, "--out", "-o"),
+) -> None:
+    """Distil a shallower query encoder from a bi-encoder; it searches the teacher's index, faster."""
+    setup_logging()
+    with user_errors():
+        from lextune.config import load_config
+        from lextune.train import QueryEncoderConfig, distill_query_encoder
+
+        values = {"teacher": teacher, "queries": queries or None, "corpus": corpus, "layers": layers,
+                  "output_dir": output_dir}
+        cfg = load_config(QueryEncoderConfig, config, overrides, **values)
+        summary = distill_query_encoder(cfg)
+    b, a = summary["validation"]["before"], summary["validation"]["after"]
+    val = f"; cosine to the teacher {b['cosine_mean']:.4f} -> {a['cosine_mean']:.4f}" if a else ""
+    if a and "top10_overlap" in a:
+        val += f", top-10 overlap {b['top10_overlap']:.3f} -> {a['top10_overlap']:.3f}"
+    out.print(f"distilled {len(summary['layers'])} of {summary['teacher_layers']} layers {summary['layers']}: "
+              f"{summary['steps']} steps on {summary['texts']['train']} texts in {summary['seconds']:.0f} s{val} "
+              f"-> {cfg.output_dir}")
+
+
 @app.command("reranker")
 def reranker(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML RerankerTrainConfig."),

@@ -24,6 +24,7 @@ from lextune.models.templates import Template, get_template, template_from_promp
 log = logging.getLogger(__name__)
 
 LongPassages = Literal["truncate", "window"]
+QUERY_ENCODER_KEY = "query_encoder"  # meta.json entry of a distilled query encoder: its teacher and layers
 
 
 def _import_st():
@@ -68,6 +69,7 @@ class BiEncoder:
         batch_size: int = 32,
         long_passages: LongPassages = "truncate",
         backend: Backend = "torch",
+        query_model: str | Path | None = None,
     ) -> None:
         SentenceTransformer = _import_st()
         if long_passages not in ("truncate", "window"):
@@ -101,6 +103,31 @@ class BiEncoder:
 
             self._onnx = OnnxRunner(self, backend)
         self.backend: Backend = backend
+        self._query: BiEncoder | None = None
+        if query_model is not None:
+            self._attach_query_model(query_model)
+
+    def _attach_query_model(self, spec: str | Path) -> None:
+        """Queries from a student distilled from this model (``lextune train query-encoder``); passages and
+        the fingerprint stay this model's, so its indexes and caches still match."""
+        student = BiEncoder(spec, template=self.template, normalize=self.normalize,
+                            query_max_seq_length=self.query_max_seq_length, device=self.device,
+                            batch_size=self.batch_size, backend=self.backend)
+        meta_path = Path(student.resolved.path) / "meta.json"
+        info = None
+        if meta_path.is_file():
+            info = json.loads(meta_path.read_text(encoding="utf-8")).get(QUERY_ENCODER_KEY)
+        if not info:
+            raise ConfigError(f"query model {spec}: not a distilled query encoder (its meta.json has no "
+                              f"{QUERY_ENCODER_KEY!r} entry); make one with `lextune train query-encoder`")
+        if info.get("teacher_fingerprint") != self.fingerprint():
+            raise ConfigError(
+                f"query model {spec} was distilled from {info.get('teacher')!r} (fingerprint "
+                f"{str(info.get('teacher_fingerprint'))[:12]}), not from {self.spec!r} ({self.fingerprint()[:12]}): "
+                "its query vectors would not match this model's passages")
+        self._query = student
+        self.query_model_info = {"spec": student.spec, "layers": info.get("layers"),
+                                 "teacher_layers": info.get("teacher_layers")}
 
     def _drop_normalize_module(self) -> None:
         """normalize=False must give raw pooled vectors even when the folder ends in a Normalize module."""
@@ -158,7 +185,10 @@ class BiEncoder:
                         h.update(f.read())
         # The backend is left out: ONNX fp32 gives the same vectors (cosine 1.0000) and int8 queries are
         # meant to search an index built at fp32 (docs/benchmarks.md, "ONNX Runtime backend").
-        settings = {k: v for k, v in self.describe().items() if k not in {"spec", "path", "kind", "backend"}}
+        # A distilled query model is left out too: it targets this model's vectors, and the fingerprint keys
+        # passage caches and indexes, which it does not change.
+        settings = {k: v for k, v in self.describe().items()
+                    if k not in {"spec", "path", "kind", "backend", "query_model"}}
         h.update(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
         self._fingerprint = h.hexdigest()
         return self._fingerprint
@@ -176,6 +206,7 @@ class BiEncoder:
             "long_passages": self.long_passages,
             "dimension": self.get_embedding_dimension(),
             "backend": getattr(self, "backend", "torch"),
+            **({"query_model": self.query_model_info} if getattr(self, "_query", None) else {}),
         }
 
     # -- encoding ----------------------------------------------------------------------------
@@ -198,6 +229,8 @@ class BiEncoder:
 
     def _encode(self, texts, side: Literal["query", "passage"], batch_size, show_progress_bar,
                 counts: list[int] | None = None) -> np.ndarray:
+        if side == "query" and self._query is not None:
+            return self._query._encode(texts, side, batch_size, show_progress_bar, counts)
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         prefix = self.template.query if side == "query" else self.template.passage

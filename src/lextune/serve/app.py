@@ -191,7 +191,8 @@ class ServiceState:
             if spec:
                 from lextune.models.biencoder import BiEncoder
 
-                self.encoder = BiEncoder(spec, device=config.device, backend=config.backend)
+                self.encoder = BiEncoder(spec, device=config.device, backend=config.backend,
+                                         query_model=config.query_model)
         self.reranker = reranker
         if self.reranker is None and config.reranker:
             from lextune.index.rerank import RerankConfig, Reranker
@@ -382,7 +383,8 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
     async def health() -> dict[str, Any]:
         """Liveness and what is loaded (no key needed)."""
         return {"status": "ok", "version": __version__, "embedding_model": state.model_name,
-                "backend": getattr(state.encoder, "backend", None), "reranker": state.reranker_name,
+                "backend": getattr(state.encoder, "backend", None),
+                "query_model": getattr(state.encoder, "query_model_info", None), "reranker": state.reranker_name,
                 "index": {"documents": len(state.index.docs)} if state.index is not None else None,
                 "batching": {kind: {"calls": b.calls, "items": b.items, "busy_s": round(b.busy_s, 3)}
                              for kind, b in state.batchers.items()}}

@@ -39,6 +39,10 @@ class ServeConfig(BaseModel):
 
     model: str | None = Field("bundled:multilingual-e5-small", description="Embedding model spec (None: the index's).")
     model_name: str | None = Field(None, description="Id the model is served under (default: from the spec).")
+    query_model: str | None = Field(
+        None, description="A query encoder distilled from the embedding model (`lextune train query-encoder`): "
+        "queries of /v1/search and query-side /v1/embeddings are encoded with it (fewer layers, faster); "
+        "passages and the index stay the embedding model's.")
     reranker: str | None = Field(None, description="Cross-encoder spec for /v1/rerank and reranked search.")
     reranker_name: str | None = None
     reranker_max_length: int = 512
