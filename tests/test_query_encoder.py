@@ -184,3 +184,36 @@ def test_service_searches_the_teachers_index_with_the_query_model(student, encod
     dense = {h["id"]: h["scores"]["dense"] for h in hits}
     passage_vecs = encoder.encode_passages([d["contents"] for d in docs])
     np.testing.assert_allclose([dense[d["id"]] for d in docs], passage_vecs @ expected[0], atol=1e-4)
+    # `lextune eval` pipelines take the same student (a YAML `query_model:`), so the trade can be measured there
+    from lextune.index import PipelineConfig
+
+    run = index.pipeline(PipelineConfig(retrievers=["dense"], query_model=str(student))).search({"q": "밤에 빚 독촉"}, 3)
+    np.testing.assert_allclose([run["q"][d["id"]] for d in docs], passage_vecs @ expected[0], atol=1e-4)
+
+
+def test_ranking_loss_is_the_kl_of_the_score_softmaxes_plus_the_vector_distance():
+    import torch
+
+    from lextune.train.query_encoder import ranking_distill_loss
+
+    class Given(torch.nn.Module):  # stands for the student: returns the embedding it is handed
+        def forward(self, features):
+            return {"sentence_embedding": features["x"]}
+
+    passages = np.eye(3, dtype=np.float32)
+    teacher = torch.tensor([[0.8, 0.6, 0.0]])
+    student = torch.nn.functional.normalize(torch.tensor([[0.6, 0.8, 0.1]]), dim=-1)
+    t = 0.1
+    kl_only = ranking_distill_loss(Given(), passages, temperature=t, vector_weight=0.0)
+    both = ranking_distill_loss(Given(), passages, temperature=t, vector_weight=2.0)
+    assert float(kl_only([{"x": teacher}], teacher)) == pytest.approx(0.0, abs=1e-7)
+    assert float(both([{"x": teacher}], teacher)) == pytest.approx(0.0, abs=1e-6)
+
+    def log_softmax(v):
+        z = v / t
+        return z - np.log(np.exp(z - z.max()).sum()) - z.max()
+    lt, ls = log_softmax(teacher.numpy()[0]), log_softmax(student.numpy()[0])
+    kl = float((np.exp(lt) * (lt - ls)).sum())  # KL(teacher || student), by hand
+    cos = float(1 - (teacher.numpy()[0] @ student.numpy()[0]) / np.linalg.norm(teacher.numpy()[0]))
+    assert float(kl_only([{"x": student}], teacher)) == pytest.approx(kl, rel=1e-5)
+    assert float(both([{"x": student}], teacher)) == pytest.approx(kl + 2.0 * cos, rel=1e-5)

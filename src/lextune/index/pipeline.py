@@ -96,6 +96,8 @@ class PipelineConfig(BaseModel):
     rerank: RerankConfig | None = None
     aggregate: Literal["article"] | None = None
     dense_model: str | None = Field(None, description="Query encoder; defaults to the model that built the index.")
+    query_model: str | None = Field(None, description="A query encoder distilled from that model (`lextune train "
+                                    "query-encoder`): encodes the queries; the index's passage vectors stay.")
 
 
 class IndexBuildConfig(BaseModel):
@@ -164,10 +166,11 @@ class LexIndex:
                     raise ConfigError(f"{self.folder} has no BM25 part (build with --bm25)")
                 parts.append(BM25Retriever(self.bm25))
             else:
-                if encoder is None and config.dense_model:
+                spec = config.dense_model or (self.meta.get("dense_model") or {}).get("spec")
+                if encoder is None and (config.dense_model or config.query_model) and spec:
                     from lextune.models.biencoder import BiEncoder
 
-                    encoder = BiEncoder(config.dense_model)
+                    encoder = BiEncoder(spec, query_model=config.query_model)
                 dense = self.dense(encoder)
                 if dense is None:
                     raise ConfigError(f"{self.folder} has no dense part (build with --dense MODEL)")
