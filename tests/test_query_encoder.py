@@ -158,6 +158,13 @@ def test_a_query_model_of_another_teacher_or_no_student_is_refused(student, tmp_
         BiEncoder("bundled:multilingual-e5-small", device="cpu", query_model=str(bundled_dir))
 
 
+def test_service_refuses_a_query_model_setting_its_handed_encoder_lacks(student, encoder):
+    from lextune.serve import ServeConfig, create_app
+
+    with pytest.raises(ConfigError, match="query_model is set"):
+        create_app(ServeConfig(query_model=str(student), api_key_env=None), encoder=encoder)
+
+
 def test_service_searches_the_teachers_index_with_the_query_model(student, encoder, tmp_path):
     from fastapi.testclient import TestClient
 

@@ -48,7 +48,9 @@ def query_encoder(
     overrides: list[str] = typer.Option([], "--set", help="e.g. --set layers=4 --set epochs=3"),
     teacher: str | None = typer.Option(None, "--teacher", "-m", help="The model whose index the student queries."),
     queries: list[str] = typer.Option([], "--queries", "-q", help="JSONL with a 'text' field (synth queries.jsonl)."),
-    corpus: str | None = typer.Option(None, "--corpus", help="Index or ingest folder: sentences as extra texts."),
+    corpus: str | None = typer.Option(None, "--corpus", help="Index or ingest folder: the passages the student learns "
+                                      "to rank as the teacher does (an index by the teacher gives their vectors), "
+                                      "and spans of their sentences as extra training texts."),
     layers: int | None = typer.Option(None, "--layers", help="Transformer layers the student keeps (default 6)."),
     output_dir: str | None = typer.Option(None, "--out", "-o"),
 ) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from lextune import __version__
-from lextune.errors import MissingExtraError
+from lextune.errors import ConfigError, MissingExtraError
 from lextune.serve.batcher import MicroBatcher
 from lextune.serve.config import ServeConfig
 
@@ -184,6 +184,9 @@ class ServiceState:
 
             self.index = LexIndex.load(config.index)
         self.encoder = encoder
+        if encoder is not None and config.query_model and getattr(encoder, "_query", None) is None:
+            raise ConfigError("config.query_model is set but the encoder handed in has none: build it as "
+                              "BiEncoder(spec, query_model=...)")
         if self.encoder is None:
             spec = config.model
             if spec is None and self.index is not None and self.index.meta.get("dense_model"):
