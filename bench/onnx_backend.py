@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _corpora import DATASETS, REPO, passage_text
+from _corpora import DATASETS, REPO, passage_text, query_timings
 
 
 def main() -> None:
@@ -61,19 +61,7 @@ def main() -> None:
             row[f"recall@100_{tag}"] = m["recall@100"]
             row[f"hit@1_{tag}"] = m["hit_rate@1"]
             row[f"cos_min_{tag}"] = float(cos.min())
-        texts = list(ds.queries.values())
-        enc.encode_queries(texts[:8])  # warm-up
-        single = []
-        for t in texts:
-            t0 = time.perf_counter()
-            enc.encode_queries([t])
-            single.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for s in range(0, len(texts), 8):
-            enc.encode_queries(texts[s : s + 8])
-        row["single_ms_p50"] = float(np.percentile(single, 50) * 1000)
-        row["single_ms_p99"] = float(np.percentile(single, 99) * 1000)
-        row["batch8_ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(texts)
+        row.update(query_timings(enc, list(ds.queries.values())))
         rows.append(row)
         print(f"{backend:10s} nDCG@10 q {row['ndcg@10_q']:.3f} bg {row['ndcg@10_bg']:.3f}  "
               f"Hit@1 q {row['hit@1_q']:.3f} bg {row['hit@1_bg']:.3f}  cos min {min(row['cos_min_q'], row['cos_min_bg']):.4f}  "

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _corpora import DATASETS, REPO
+from _corpora import DATASETS, REPO, query_timings
 
 
 def main() -> None:
@@ -62,18 +62,7 @@ def main() -> None:
                         f"dense_recall@100_{tag}": md["recall@100"], f"hybrid_ndcg@10_{tag}": mh["ndcg@10"],
                         f"hybrid_hit@1_{tag}": mh["hit_rate@1"], f"top10_overlap_with_teacher_{tag}": overlap})
         texts = list(sets["q"].queries.values())
-        enc.encode_queries(texts[:8])  # warm-up
-        single = []
-        for t in texts:
-            t0 = time.perf_counter()
-            enc.encode_queries([t])
-            single.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for s in range(0, len(texts), 8):
-            enc.encode_queries(texts[s : s + 8])
-        row["encode_single_ms_p50"] = float(np.percentile(single, 50) * 1000)
-        row["encode_single_ms_p99"] = float(np.percentile(single, 99) * 1000)
-        row["encode_batch8_ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(texts)
+        row.update({f"encode_{k}": v for k, v in query_timings(enc, texts).items()})
         t0 = time.perf_counter()
         for s in range(0, len(texts), 8):
             explain_search(index, {str(j): q for j, q in enumerate(texts[s : s + 8])}, 10, encoder=enc)

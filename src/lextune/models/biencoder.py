@@ -113,10 +113,9 @@ class BiEncoder:
         student = BiEncoder(spec, template=self.template, normalize=self.normalize,
                             query_max_seq_length=self.query_max_seq_length, device=self.device,
                             batch_size=self.batch_size, backend=self.backend)
-        meta_path = Path(student.resolved.path) / "meta.json"
-        info = None
-        if meta_path.is_file():
-            info = json.loads(meta_path.read_text(encoding="utf-8")).get(QUERY_ENCODER_KEY)
+        from lextune.artifacts import read_meta
+
+        info = (read_meta(student.resolved.path) or {}).get(QUERY_ENCODER_KEY)
         if not info:
             raise ConfigError(f"query model {spec}: not a distilled query encoder (its meta.json has no "
                               f"{QUERY_ENCODER_KEY!r} entry); make one with `lextune train query-encoder`")

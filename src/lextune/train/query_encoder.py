@@ -138,14 +138,12 @@ def read_query_texts(paths: list[str]) -> list[str]:
     return out
 
 
-def training_texts(cfg: QueryEncoderConfig) -> list[str]:
-    """Query files first, then corpus spans; duplicates dropped, order fixed by the seed."""
+def training_texts(cfg: QueryEncoderConfig, corpus: list[str]) -> list[str]:
+    """Query files first, then spans of the ``corpus`` passages; duplicates dropped, order fixed by the seed."""
     texts = read_query_texts(cfg.queries)
-    if cfg.corpus and cfg.corpus_texts:
-        from lextune.train.biencoder import _load_texts
-
-        texts += corpus_spans(list(_load_texts(cfg.corpus).values()), cfg.corpus_texts, min_chars=cfg.min_chars,
-                              max_chars=cfg.max_chars, max_sentences=cfg.span_sentences, seed=cfg.seed)
+    if corpus and cfg.corpus_texts:
+        texts += corpus_spans(corpus, cfg.corpus_texts, min_chars=cfg.min_chars, max_chars=cfg.max_chars,
+                              max_sentences=cfg.span_sentences, seed=cfg.seed)
     texts = list(dict.fromkeys(texts))
     if len(texts) < 2:
         raise ConfigError("query-encoder distillation needs texts: give `queries` files and/or a `corpus`")
@@ -254,12 +252,11 @@ def _teacher_targets(cfg: QueryEncoderConfig, teacher, texts: list[str]) -> np.n
     return vecs
 
 
-def _passage_vectors(cfg: QueryEncoderConfig, teacher) -> np.ndarray:
+def _passage_vectors(cfg: QueryEncoderConfig, teacher, corpus: list[str]) -> np.ndarray:
     """The teacher's vectors of the corpus passages, at most ``max_passages`` of them: read from the index when
     the corpus is an index whose dense part the teacher built (nothing to encode), else encoded (through
     lextune's embedding cache)."""
     from lextune.index.dense import encode_passages_cached
-    from lextune.train.biencoder import _load_texts
 
     rng = random.Random(cfg.seed)
     dense = Path(cfg.corpus or "") / "dense"
@@ -276,7 +273,7 @@ def _passage_vectors(cfg: QueryEncoderConfig, teacher) -> np.ndarray:
                 return np.stack([index.reconstruct(i) for i in rows]).astype(np.float32)
             except RuntimeError:  # an IVF index without a direct map: encode instead
                 pass
-    texts = list(_load_texts(cfg.corpus).values())
+    texts = corpus
     if len(texts) > cfg.max_passages:
         texts = rng.sample(texts, cfg.max_passages)
     return encode_passages_cached(teacher, texts)
@@ -312,7 +309,7 @@ def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
     import torch
 
     from lextune.models.biencoder import BiEncoder
-    from lextune.train.biencoder import resume_checkpoint
+    from lextune.train.biencoder import _load_texts, resume_checkpoint
 
     start = time.perf_counter()
     teacher = BiEncoder(cfg.teacher, device=cfg.device, backend=cfg.teacher_backend)
@@ -320,7 +317,8 @@ def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
         raise ConfigError(f"{cfg.teacher} is a PEFT adapter: merge it first (lextune models merge)")
     out = Path(cfg.output_dir)
     work = out.with_name(f".{out.name}.checkpoints")
-    texts = training_texts(cfg)
+    corpus = list(_load_texts(cfg.corpus).values()) if cfg.corpus else []
+    texts = training_texts(cfg, corpus)
     targets = _teacher_targets(cfg, teacher, texts)
     n_val = int(len(texts) * cfg.validation_fraction)
     val_texts, val_targets = texts[:n_val], targets[:n_val]
@@ -337,7 +335,7 @@ def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
         if isinstance(module, torch.nn.Dropout):
             module.p = cfg.dropout
     prompt = teacher.template.query
-    passages = _passage_vectors(cfg, teacher) if cfg.corpus else None
+    passages = _passage_vectors(cfg, teacher, corpus) if cfg.corpus else None
     if cfg.objective == "ranking":
         if not cfg.corpus:
             raise ConfigError("objective 'ranking' needs the corpus (an index or ingest folder) whose passages "
