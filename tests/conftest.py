@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,15 @@ def lextune_home(tmp_path_factory) -> Path:
         os.environ.pop("LEXTUNE_HOME", None)
     else:
         os.environ["LEXTUNE_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request) -> Path:
+    """A folder for one test module's shared artifacts, removed when the module is done: trained models are
+    ~0.5 GB each, and a whole run keeping them all filled a CI disk."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -108,12 +108,12 @@ PASSAGES = {
 
 
 @pytest.fixture(scope="module")
-def built_index(bundled_dir, tmp_path_factory):
+def built_index(bundled_dir, module_tmp):
     from lextune.index import IndexBuildConfig, build_index
     from lextune.index.dense import DenseConfig
 
     docs = [{"id": k, "title": k, "text": v, "contents": v, "parent_id": None} for k, v in PASSAGES.items()]
-    out = tmp_path_factory.mktemp("idx") / "index"
+    out = module_tmp / "index"
     return build_index(docs, out, IndexBuildConfig(dense=DenseConfig()))
 
 

@@ -15,13 +15,13 @@ FIX = Path(__file__).parent / "fixtures" / "ingest"
 
 
 @pytest.fixture(scope="module")
-def prepared(bundled_dir, tmp_path_factory):
+def prepared(bundled_dir, module_tmp):
     from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
     from lextune.index.dense import DenseConfig
     from lextune.ingest import ingest, read_chunks
     from lextune.synth import SynthConfig, synth
 
-    root = tmp_path_factory.mktemp("mine")
+    root = module_tmp
     ingest([FIX / "law_900001.json", Path("src/lextune/data/laws/010910.json")], root / "chunks")
     build_index(docs_from_chunks(read_chunks(root / "chunks")), root / "idx", IndexBuildConfig(dense=DenseConfig()),
                 source={"chunks": str(root / "chunks")})

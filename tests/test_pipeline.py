@@ -31,10 +31,10 @@ def tiny_config(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, bundled_dir):
+def tiny_run(module_tmp, bundled_dir):
     from lextune.pipeline import RunConfig, run_pipeline
 
-    root = tmp_path_factory.mktemp("run")
+    root = module_tmp
     cfg = RunConfig.model_validate(tiny_config(root / "run"))
     messages = []
     result = run_pipeline(cfg, progress=lambda stage, msg: messages.append((stage, msg)))

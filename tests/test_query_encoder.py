@@ -81,13 +81,13 @@ def test_query_files_name_file_and_line_of_a_bad_record(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def student(tmp_path_factory, bundled_dir, law_texts):
+def student(module_tmp, bundled_dir, law_texts):
     """A 2-layer student of the bundled model, distilled for a few steps through `lextune train query-encoder`."""
     from typer.testing import CliRunner
 
     from lextune.cli.main import app
 
-    tmp = tmp_path_factory.mktemp("qenc")
+    tmp = module_tmp
     queries = tmp / "queries.jsonl"
     queries.write_text("".join(json.dumps({"_id": f"q{i}", "text": q}, ensure_ascii=False) + "\n"
                                for i, q in enumerate(QUESTIONS)), encoding="utf-8")

@@ -29,7 +29,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(encoder, onnx_encoder, bundled_dir, tmp_path_factory, monkeypatch_module):
+def served(encoder, onnx_encoder, bundled_dir, module_tmp, monkeypatch_module):
     """The service as `lextune serve` runs it on a CPU: queries on ONNX Runtime, the index built by torch."""
     import uvicorn
 
@@ -40,7 +40,7 @@ def served(encoder, onnx_encoder, bundled_dir, tmp_path_factory, monkeypatch_mod
     from lextune.serve import ServeConfig, create_app
 
     chunks, _ = ingest_chunks([LAW])
-    index = build_index(docs_from_chunks(chunks), tmp_path_factory.mktemp("serve") / "idx",
+    index = build_index(docs_from_chunks(chunks), module_tmp / "idx",
                         IndexBuildConfig(dense=DenseConfig(model="bundled:multilingual-e5-small")), encoder=encoder)
     reranker = Reranker(RerankConfig(model=str(bundled_dir), max_length=256), device="cpu")
     monkeypatch_module.setenv("LEXTUNE_TEST_KEY", KEY)

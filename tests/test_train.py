@@ -230,3 +230,75 @@ def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
         if whole:  # the trainer writes its state last
             (ckpt / "trainer_state.json").write_text("{}")
     assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-1000")  # by step, not by name
+
+
+def _crash_at_step(monkeypatch, trainer_cls, step: int) -> dict:
+    """Make ``trainer_cls`` raise at its ``step``-th training step while ``state["on"]``: a killed run."""
+    original = trainer_cls.training_step
+    state = {"on": True, "calls": 0}
+
+    def training_step(self, *args, **kwargs):
+        state["calls"] += 1
+        if state["on"] and state["calls"] == step:
+            raise RuntimeError("killed")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_cls, "training_step", training_step)
+    return state
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(data, monkeypatch):
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from lextune.train import train_biencoder
+
+    tmp, corpus, train = data
+
+    def cfg(name: str) -> BiEncoderTrainConfig:
+        return BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(tmp / name / "model"),
+                                    max_steps=4, save_steps=2, batch_size=4, max_seq_length=32, train_layers=1,
+                                    learning_rate=1e-4, device="cpu", progress=False)
+
+    whole = train_biencoder(cfg("whole"))
+    crash = _crash_at_step(monkeypatch, SentenceTransformerTrainer, 3)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_biencoder(cfg("killed"))
+    ckpts = tmp / "killed" / ".model.checkpoints"
+    assert sorted(p.name for p in ckpts.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert not (tmp / "killed" / "model").exists()  # nothing that looks finished
+    crash["on"] = False
+    resumed = train_biencoder(cfg("killed"))
+    assert resumed["resumed"] and not whole["resumed"] and resumed["steps"] == whole["steps"] == 4
+    assert crash["calls"] == 3 + 2  # the resumed run did only steps 3 and 4
+    a = load_file(str(tmp / "whole" / "model" / "model.safetensors"))
+    b = load_file(str(tmp / "killed" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    assert not ckpts.exists()
+
+
+def test_checkpoints_of_another_config_are_not_resumed(tmp_path, data):
+    from lextune.train.biencoder import resume_point
+
+    _, corpus, train = data
+    ckpts = tmp_path / ".model.checkpoints"
+
+    def checkpoint(step: int) -> None:
+        (ckpts / f"checkpoint-{step}").mkdir(parents=True)
+        (ckpts / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+
+    def cfg(**kw) -> BiEncoderTrainConfig:
+        return BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(tmp_path / "model"), **kw)
+
+    checkpoint(5)  # left by a run that did not stamp its config: unknown, so not trusted
+    assert resume_point(ckpts, cfg(), [str(train)]) is None and not list(ckpts.glob("checkpoint-*"))
+    checkpoint(5)
+    assert resume_point(ckpts, cfg(progress=False), [str(train)]) == str(ckpts / "checkpoint-5")  # display only
+    assert resume_point(ckpts, cfg(learning_rate=1e-3), [str(train)]) is None  # another config: removed
+    checkpoint(5)
+    with open(train, "a", encoding="utf-8") as f:  # the training file changed
+        f.write(json.dumps({"query_id": "x", "query": "새 질의", "pos": ["p1"], "neg": ["p2"]}) + "\n")
+    assert resume_point(ckpts, cfg(learning_rate=1e-3), [str(train)]) is None
+    checkpoint(5)
+    assert resume_point(ckpts, cfg(learning_rate=1e-3, resume=False), [str(train)]) is None
+    assert not list(ckpts.glob("checkpoint-*"))

@@ -309,7 +309,7 @@ def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
     import torch
 
     from lextune.models.biencoder import BiEncoder
-    from lextune.train.biencoder import _load_texts, resume_checkpoint
+    from lextune.train.biencoder import _load_texts, no_final_checkpoint, resume_point
 
     start = time.perf_counter()
     teacher = BiEncoder(cfg.teacher, device=cfg.device, backend=cfg.teacher_backend)
@@ -353,9 +353,9 @@ def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
         logging_steps=cfg.logging_steps, prompts={"text": prompt}, report_to="none",
         batch_sampler=length_grouped_batches,
         use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress)
-    trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=dataset,
-                                         loss=loss)
-    resume = resume_checkpoint(work) if cfg.resume else None
+    trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=dataset, loss=loss,
+                                         callbacks=[no_final_checkpoint()])
+    resume = resume_point(work, cfg, list(cfg.queries))
     result = trainer.train(resume_from_checkpoint=resume)
     after = _agreement(student, val_texts, val_targets, prompt, passages)
     student.max_seq_length = teacher.model.max_seq_length

@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError, MissingExtraError
-from lextune.train.biencoder import LoraSettings, _freeze_lower_layers, _load_texts
+from lextune.train.biencoder import (
+    LoraSettings,
+    _freeze_lower_layers,
+    _load_texts,
+    no_final_checkpoint,
+    resume_point,
+)
 
 
 class RerankerTrainConfig(BaseModel):
@@ -42,7 +48,9 @@ class RerankerTrainConfig(BaseModel):
     freeze_embeddings: bool = Field(True, description="Keep the word embeddings fixed (CPU recipe).")
     train_layers: int | None = Field(None, ge=1, description="Train only the top N layers (+ head); None: all.")
     seed: int = 13
+    save_steps: int = Field(200, ge=1, description="Checkpoint every N steps; a killed run resumes from the last.")
     logging_steps: int = 10
+    resume: bool = True
     device: str | None = None
     progress: bool = Field(True, description="Progress bar with loss and throughput.")
 
@@ -138,21 +146,28 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
     rows = [r for e in range(cfg.epochs) for r in epoch_rows(records, texts, cfg, e)]  # new negatives each epoch
     if not rows:
         raise ConfigError(f"{cfg.train_file}: no record with a positive and a negative in {cfg.corpus}")
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # new weights (a reranker's head, LoRA matrices) come from the seed: reruns give the same model
     model, resolved = load_cross_encoder(cfg)
     loss = {"listwise": lambda m: ce_losses.ListNetLoss(m), "pairwise": lambda m: ce_losses.RankNetLoss(m),
             "pointwise": lambda m: ce_losses.BinaryCrossEntropyLoss(m)}[cfg.loss](model)
     out = Path(cfg.output_dir)
+    ckpt_dir = out.with_name(f".{out.name}.checkpoints")
     args = CrossEncoderTrainingArguments(
-        output_dir=str(out.with_name(f".{out.name}.checkpoints")), num_train_epochs=1, max_steps=cfg.max_steps,
+        output_dir=str(ckpt_dir), num_train_epochs=1, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
-        logging_steps=cfg.logging_steps, report_to="none", save_strategy="no", use_cpu=(cfg.device == "cpu"),
-        disable_tqdm=not cfg.progress,
+        logging_steps=cfg.logging_steps, report_to="none", save_steps=cfg.save_steps, save_total_limit=2,
+        use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
     )
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=_dataset(rows, cfg.loss), loss=loss)
-    result = trainer.train()
+    # The epochs' rows are drawn from the seed, so a resumed run sees the same rows in the same order.
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=_dataset(rows, cfg.loss), loss=loss,
+                                  callbacks=[no_final_checkpoint()])
+    resume = resume_point(ckpt_dir, cfg, [cfg.train_file])
+    result = trainer.train(resume_from_checkpoint=resume)
     summary = {"rows": len(rows), "records": len(records), "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
-               "samples_per_second": result.metrics.get("train_samples_per_second")}
+               "samples_per_second": result.metrics.get("train_samples_per_second"), "resumed": bool(resume)}
     with atomic_dir(out, overwrite=True) as tmp:
         if cfg.lora:
             hf = model[0].auto_model if hasattr(model[0], "auto_model") else model.model
@@ -168,7 +183,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
                                                        base_path=resolved.load_path, training=summary))
     import shutil
 
-    shutil.rmtree(out.with_name(f".{out.name}.checkpoints"), ignore_errors=True)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     if keep_model:
         summary["model"] = model
     return summary
