@@ -302,3 +302,34 @@ def test_checkpoints_of_another_config_are_not_resumed(tmp_path, data):
     checkpoint(5)
     assert resume_point(ckpts, cfg(learning_rate=1e-3, resume=False), [str(train)]) is None
     assert not list(ckpts.glob("checkpoint-*"))
+
+
+def test_the_recipe_fills_only_what_the_config_leaves_out():
+    from lextune.pipeline import RunConfig
+    from lextune.pipeline.run import _layer_cache
+    from lextune.train import RerankerTrainConfig
+    from lextune.train.recipes import BIENCODER_RECIPES, RERANKER_RECIPES
+
+    paths = {"train_file": "t.jsonl", "corpus": "idx", "output_dir": "out"}
+    cpu = BiEncoderTrainConfig(**paths, device="cpu")
+    assert cpu.recipe == "cpu" and (cpu.train_layers, cpu.batch_size, cpu.learning_rate) == (4, 32, 5e-5)
+    gpu = BiEncoderTrainConfig(**paths, device="cuda:1")
+    assert gpu.recipe == "gpu" and gpu.train_layers is None and gpu.n_negatives == 7
+    assert (gpu.loss, gpu.batch_size, gpu.mini_batch_size) == ("cached_infonce", 64, 32)
+    mine = BiEncoderTrainConfig(**paths, device="cpu", batch_size=8, train_layers=2)  # written down: kept
+    assert (mine.batch_size, mine.train_layers, mine.learning_rate) == (8, 2, 5e-5)
+    assert BiEncoderTrainConfig(**paths, device="cpu", lora={}).train_layers is None  # LoRA limits what trains
+    plain = BiEncoderTrainConfig(**paths, recipe="none")
+    assert plain.train_layers is None and plain.batch_size == BiEncoderTrainConfig.model_fields["batch_size"].default
+    again = BiEncoderTrainConfig.model_validate(cpu.model_dump())  # a saved config reloads as it was
+    assert again == cpu and BiEncoderTrainConfig(**paths, recipe="gpu").recipe == "gpu"
+    assert set(BIENCODER_RECIPES["cpu"]) <= set(BiEncoderTrainConfig.model_fields)
+    assert set(RERANKER_RECIPES["gpu"]) <= set(RerankerTrainConfig.model_fields)
+    rr = RerankerTrainConfig(**paths, device="cpu")
+    assert rr.recipe == "cpu" and (rr.max_length, rr.train_layers, rr.learning_rate) == (160, 4, 2e-4)
+    rr = RerankerTrainConfig(**paths, device="cuda")
+    assert rr.n_negatives == 7 and rr.max_length == 512 and rr.train_layers is None
+    # `lextune run` shares the frozen bottom's outputs when the recipe (not only the YAML) freezes it
+    run = RunConfig(inputs=["x"], train_biencoder={"device": "cpu"})
+    assert type(_layer_cache(run)).__name__ != "nullcontext"
+    assert type(_layer_cache(RunConfig(inputs=["x"], train_biencoder={"recipe": "none"}))).__name__ == "nullcontext"

@@ -198,9 +198,13 @@ class RunResult:
 def _layer_cache(config: RunConfig):
     """The run's shared cache of the bi-encoder's frozen bottom layers (``lextune.models.prefix_cache``)."""
     from lextune.models.prefix_cache import recipe_cache
+    from lextune.pipeline.config import _PATHS
+    from lextune.train.biencoder import BiEncoderTrainConfig
 
-    section = config.train_biencoder or {}
-    return recipe_cache(section.get("train_layers"), section.get("lora"), config.layer_cache_gb)
+    if config.train_biencoder is None:
+        return recipe_cache(None, None, config.layer_cache_gb)
+    train = BiEncoderTrainConfig.model_validate({**config.train_biencoder, **_PATHS})  # the recipe filled in
+    return recipe_cache(train.train_layers, train.lora, config.layer_cache_gb)
 
 
 def _run_stages(ctx: RunContext, stages: dict[str, dict], forced: int, last: int) -> None:

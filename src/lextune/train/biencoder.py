@@ -17,13 +17,14 @@ import random
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError, MissingExtraError
+from lextune.train.recipes import BIENCODER_RECIPES, RecipeName, fill_recipe
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,13 @@ class EvalDuringTraining(BaseModel):
 
 
 class BiEncoderTrainConfig(BaseModel):
-    """Everything a bi-encoder run needs; saved beside the model. Defaults are the measured CPU recipe."""
+    """Everything a bi-encoder run needs; saved beside the model. Fields left out come from the device's
+    recipe (``lextune.train.recipes``: the measured CPU recipe, or the GPU one), then from the defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
+    recipe: RecipeName = Field("auto", description="Defaults for the fields left out: auto (by device), cpu, "
+                               "gpu, or none (the plain field defaults).")
     base_model: str = "bundled:multilingual-e5-small"
     train_file: str
     corpus: str = Field(..., description="An index folder (docs.jsonl) or an ingest folder (chunks.jsonl).")
@@ -92,6 +96,11 @@ class BiEncoderTrainConfig(BaseModel):
     max_examples: int | None = None
     device: str | None = None
     progress: bool = Field(True, description="Progress bar with loss and throughput.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: Any) -> Any:
+        return fill_recipe(data, BIENCODER_RECIPES)
 
 
 def _load_texts(corpus: str) -> dict[str, str]:
@@ -424,7 +433,7 @@ base_model: {cfg.base_model}
 ---
 # lextune bi-encoder
 
-Fine-tuned from `{cfg.base_model}` by lextune ({kind}).
+Fine-tuned from `{cfg.base_model}` by lextune ({kind}; recipe `{cfg.recipe}`{_layers_note(cfg)}).
 
 - Data: `{cfg.train_file}` ({summary['examples']} examples; {cfg.n_negatives} mined hard negative(s) per query
   plus in-batch negatives), texts from `{cfg.corpus}`.
@@ -436,6 +445,10 @@ Scores: see the evaluation that produced this model's numbers (`lextune eval`), 
 docs/benchmarks.md of the lextune repository.
 """
     (folder / "README.md").write_text(text, encoding="utf-8")
+
+
+def _layers_note(cfg: BiEncoderTrainConfig) -> str:
+    return f", top {cfg.train_layers} layers trained" if cfg.train_layers and not cfg.lora else ""
 
 
 def _validation_line(summary: dict) -> str:

@@ -12,9 +12,9 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
@@ -26,11 +26,17 @@ from lextune.train.biencoder import (
     no_final_checkpoint,
     resume_point,
 )
+from lextune.train.recipes import RERANKER_RECIPES, RecipeName, fill_recipe
 
 
 class RerankerTrainConfig(BaseModel):
+    """A reranker run; saved beside the model. Fields left out come from the device's recipe
+    (``lextune.train.recipes``), then from the defaults."""
+
     model_config = ConfigDict(extra="forbid")
 
+    recipe: RecipeName = Field("auto", description="Defaults for the fields left out: auto (by device), cpu, "
+                               "gpu, or none (the plain field defaults).")
     base_model: str = "bundled:multilingual-e5-small"
     train_file: str
     corpus: str
@@ -52,7 +58,13 @@ class RerankerTrainConfig(BaseModel):
     logging_steps: int = 10
     resume: bool = True
     device: str | None = None
+    bf16: bool = False
     progress: bool = Field(True, description="Progress bar with loss and throughput.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: Any) -> Any:
+        return fill_recipe(data, RERANKER_RECIPES)
 
 
 def epoch_rows(records: list[dict], texts: dict[str, str], cfg: RerankerTrainConfig, epoch: int) -> list[dict]:
@@ -158,6 +170,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
         output_dir=str(ckpt_dir), num_train_epochs=1, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
         logging_steps=cfg.logging_steps, report_to="none", save_steps=cfg.save_steps, save_total_limit=2,
+        bf16=cfg.bf16,
         use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
     )
     # The epochs' rows are drawn from the seed, so a resumed run sees the same rows in the same order.
