@@ -36,6 +36,28 @@ def module_tmp(tmp_path_factory, request) -> Path:
     shutil.rmtree(path, ignore_errors=True)
 
 
+FINANCE = {f"d{i}": f"제{i}조 금융회사는 {w}에 관한 사항을 설명하여야 한다." for i, w in
+           enumerate(["예금", "대출", "보험", "투자", "카드", "추심", "전자금융", "신용정보", "외환"])}
+
+
+@pytest.fixture
+def grouped_data(tmp_path) -> tuple[Path, Path]:
+    """An index folder of 9 passages and 4 mined records with 1 positive + 7 negatives each (the GPU
+    recipes' group size)."""
+    import json
+
+    corpus = tmp_path / "idx"
+    corpus.mkdir()
+    (corpus / "docs.jsonl").write_text("".join(json.dumps({"id": k, "contents": v}, ensure_ascii=False) + "\n"
+                                               for k, v in FINANCE.items()), encoding="utf-8")
+    train = tmp_path / "train.jsonl"
+    ids = list(FINANCE)
+    train.write_text("".join(json.dumps({"query_id": f"q{i}", "query": f"{FINANCE[d][4:10]} 설명", "pos": [d],
+                                         "neg": [x for x in ids if x != d][:7]}, ensure_ascii=False) + "\n"
+                             for i, d in enumerate(ids[:4])), encoding="utf-8")
+    return corpus, train
+
+
 @pytest.fixture(scope="session")
 def bundled_dir(lextune_home) -> Path:
     from lextune.models.bundled import bundled_model_dir

@@ -335,21 +335,11 @@ def test_the_recipe_fills_only_what_the_config_leaves_out():
     assert type(_layer_cache(RunConfig(inputs=["x"], train_biencoder={"recipe": "none"}))).__name__ == "nullcontext"
 
 
-def test_the_gpu_recipe_runs_here_in_miniature(tmp_path, bundled_dir):
+def test_the_gpu_recipe_runs_here_in_miniature(tmp_path, grouped_data, bundled_dir):
     """The gpu recipe's path (every layer, 1 + 7 negatives, cached InfoNCE in mini-batches) on the CPU, shrunk."""
     from lextune.train import train_biencoder
 
-    corpus = tmp_path / "idx"
-    corpus.mkdir()
-    texts = {f"d{i}": f"제{i}조 금융회사는 {w}에 관한 사항을 설명하여야 한다." for i, w in
-             enumerate(["예금", "대출", "보험", "투자", "카드", "추심", "전자금융", "신용정보", "외환"])}
-    (corpus / "docs.jsonl").write_text("".join(json.dumps({"id": k, "contents": v}, ensure_ascii=False) + "\n"
-                                               for k, v in texts.items()), encoding="utf-8")
-    train = tmp_path / "train.jsonl"
-    ids = list(texts)
-    train.write_text("".join(json.dumps({"query_id": f"q{i}", "query": f"{texts[d][4:10]} 설명", "pos": [d],
-                                         "neg": [x for x in ids if x != d][:7]}, ensure_ascii=False) + "\n"
-                             for i, d in enumerate(ids[:4])), encoding="utf-8")
+    corpus, train = grouped_data
     cfg = BiEncoderTrainConfig(recipe="gpu", train_file=str(train), corpus=str(corpus), output_dir=str(tmp_path / "m"),
                                device="cpu", batch_size=2, mini_batch_size=1, max_seq_length=32, max_steps=1,
                                progress=False)
