@@ -23,6 +23,7 @@ from lextune.train.biencoder import (
     LoraSettings,
     _freeze_lower_layers,
     _load_texts,
+    _peak_rss_gb,
     no_final_checkpoint,
     resume_point,
 )
@@ -180,7 +181,8 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
     result = trainer.train(resume_from_checkpoint=resume)
     summary = {"rows": len(rows), "records": len(records), "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
-               "samples_per_second": result.metrics.get("train_samples_per_second"), "resumed": bool(resume)}
+               "samples_per_second": result.metrics.get("train_samples_per_second"), "resumed": bool(resume),
+               "peak_rss_gb": _peak_rss_gb()}
     with atomic_dir(out, overwrite=True) as tmp:
         if cfg.lora:
             hf = model[0].auto_model if hasattr(model[0], "auto_model") else model.model
