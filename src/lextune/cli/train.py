@@ -39,8 +39,8 @@ def biencoder(
         cfg = load_config(BiEncoderTrainConfig, config, overrides, section=section, **values)
         summary = train_biencoder(cfg)
     out.print(f"trained {summary['steps']} steps on {summary['examples']} examples in {summary['seconds']:.0f} s "
-              f"(loss {summary['train_loss']:.4f}, {summary['samples_per_second'] or 0:.2f} samples/s, recipe {cfg.recipe}) "
-              f"-> {cfg.output_dir}")
+              f"(loss {summary['train_loss']:.4f}, {summary['samples_per_second'] or 0:.2f} samples/s, "
+              f"recipe {cfg.recipe}) -> {cfg.output_dir}")
 
 
 @app.command("query-encoder")

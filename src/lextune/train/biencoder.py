@@ -276,13 +276,13 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
         from sentence_transformers.base.sampler import BatchSamplers
     except ImportError as exc:
         raise MissingExtraError('training needs sentence-transformers: pip install "lextune[train]"') from exc
+    from transformers import set_seed
+
     from lextune.models.prefix_cache import active, attach, recipe_cache
     from lextune.models.templates import template_from_prompts
 
     start = time.perf_counter()
-    from transformers import set_seed
-
-    set_seed(cfg.seed)  # new weights (a reranker's head, LoRA matrices) come from the seed: reruns give the same model
+    set_seed(cfg.seed)  # new weights (LoRA matrices) come from the seed: a rerun gives the same model
     model, resolved = load_trainable(cfg)
     texts = _load_texts(cfg.corpus)
     dataset, skipped = build_dataset(cfg, texts)
@@ -398,7 +398,8 @@ def no_final_checkpoint():
 
     class NoFinalCheckpoint(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= state.max_steps and state.global_step % max(1, int(state.save_steps or args.save_steps)):
+            every = max(1, int(state.save_steps or args.save_steps))
+            if state.global_step >= state.max_steps and state.global_step % every:
                 control.should_save = False
             return control
 

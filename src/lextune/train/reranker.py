@@ -161,7 +161,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
         raise ConfigError(f"{cfg.train_file}: no record with a positive and a negative in {cfg.corpus}")
     from transformers import set_seed
 
-    set_seed(cfg.seed)  # new weights (a reranker's head, LoRA matrices) come from the seed: reruns give the same model
+    set_seed(cfg.seed)  # the classification head (and LoRA) start from the seed: a rerun gives the same model
     model, resolved = load_cross_encoder(cfg)
     loss = {"listwise": lambda m: ce_losses.ListNetLoss(m), "pairwise": lambda m: ce_losses.RankNetLoss(m),
             "pointwise": lambda m: ce_losses.BinaryCrossEntropyLoss(m)}[cfg.loss](model)
@@ -171,8 +171,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
         output_dir=str(ckpt_dir), num_train_epochs=1, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
         logging_steps=cfg.logging_steps, report_to="none", save_steps=cfg.save_steps, save_total_limit=2,
-        bf16=cfg.bf16,
-        use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
+        bf16=cfg.bf16, use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
     )
     # The epochs' rows are drawn from the seed, so a resumed run sees the same rows in the same order.
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=_dataset(rows, cfg.loss), loss=loss,
