@@ -58,6 +58,27 @@ def grouped_data(tmp_path) -> tuple[Path, Path]:
     return corpus, train
 
 
+@pytest.fixture
+def crash_at_step(monkeypatch):
+    """``crash_at_step(trainer_cls, step)`` makes ``trainer_cls`` raise at its ``step``-th training step while
+    the returned ``state["on"]``: a killed run. ``state["calls"]`` counts the training steps taken."""
+
+    def arm(trainer_cls, step: int) -> dict:
+        original = trainer_cls.training_step
+        state = {"on": True, "calls": 0}
+
+        def training_step(self, *args, **kwargs):
+            state["calls"] += 1
+            if state["on"] and state["calls"] == step:
+                raise RuntimeError("killed")
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(trainer_cls, "training_step", training_step)
+        return state
+
+    return arm
+
+
 @pytest.fixture(scope="session")
 def bundled_dir(lextune_home) -> Path:
     from lextune.models.bundled import bundled_model_dir

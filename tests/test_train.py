@@ -232,22 +232,7 @@ def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
     assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-1000")  # by step, not by name
 
 
-def _crash_at_step(monkeypatch, trainer_cls, step: int) -> dict:
-    """Make ``trainer_cls`` raise at its ``step``-th training step while ``state["on"]``: a killed run."""
-    original = trainer_cls.training_step
-    state = {"on": True, "calls": 0}
-
-    def training_step(self, *args, **kwargs):
-        state["calls"] += 1
-        if state["on"] and state["calls"] == step:
-            raise RuntimeError("killed")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(trainer_cls, "training_step", training_step)
-    return state
-
-
-def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(data, monkeypatch):
+def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(data, crash_at_step):
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformerTrainer
 
@@ -261,7 +246,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(data
                                     learning_rate=1e-4, device="cpu", progress=False)
 
     whole = train_biencoder(cfg("whole"))
-    crash = _crash_at_step(monkeypatch, SentenceTransformerTrainer, 3)
+    crash = crash_at_step(SentenceTransformerTrainer, 3)
     with pytest.raises(RuntimeError, match="killed"):
         train_biencoder(cfg("killed"))
     ckpts = tmp / "killed" / ".model.checkpoints"

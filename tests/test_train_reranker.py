@@ -86,7 +86,8 @@ def test_qlora_on_cpu_is_a_clear_error(data, bundled_dir):
         train_reranker(cfg)
 
 
-def test_a_killed_reranker_run_resumes_from_its_last_checkpoint_with_the_same_scores(data, bundled_dir, monkeypatch):
+def test_a_killed_reranker_run_resumes_from_its_last_checkpoint_with_the_same_scores(data, bundled_dir,
+                                                                                     crash_at_step):
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
@@ -98,21 +99,12 @@ def test_a_killed_reranker_run_resumes_from_its_last_checkpoint_with_the_same_sc
                                    max_length=48, train_layers=1, learning_rate=1e-3, device="cpu", progress=False)
 
     whole = train_reranker(cfg("whole"))
-    calls = {"n": 0}
-    original = CrossEncoderTrainer.training_step
-
-    def killed_at_step_3(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("killed")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CrossEncoderTrainer, "training_step", killed_at_step_3)
+    crash = crash_at_step(CrossEncoderTrainer, 3)
     with pytest.raises(RuntimeError, match="killed"):
         train_reranker(cfg("killed"))
     assert [p.name for p in (tmp / "killed" / ".rr.checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
     resumed = train_reranker(cfg("killed"))
-    assert resumed["resumed"] and not whole["resumed"] and resumed["steps"] == 4 and calls["n"] == 5
+    assert resumed["resumed"] and not whole["resumed"] and resumed["steps"] == 4 and crash["calls"] == 5
     pairs = [(r["query"], TEXTS[d]) for r in RECORDS[:3] for d in (r["pos"] + r["neg"])]
     a = CrossEncoder(str(tmp / "whole" / "rr"), device="cpu").predict(pairs, convert_to_numpy=True)
     b = CrossEncoder(str(tmp / "killed" / "rr"), device="cpu").predict(pairs, convert_to_numpy=True)

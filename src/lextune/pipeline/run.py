@@ -198,7 +198,6 @@ class RunResult:
 def _layer_cache(config: RunConfig):
     """The run's shared cache of the bi-encoder's frozen bottom layers (``lextune.models.prefix_cache``)."""
     from lextune.models.prefix_cache import recipe_cache
-    from lextune.pipeline.config import _PATHS
     from lextune.train.biencoder import BiEncoderTrainConfig
 
     if config.train_biencoder is None:
