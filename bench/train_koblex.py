@@ -6,7 +6,8 @@ BM25, base dense, base hybrid, tuned dense, tuned hybrid and tuned hybrid + the 
 benchmark questions of koblex-dev and koblex-fulllaw-dev. Reuses the run folder's cached stages.
 Prints the comparison and the training costs; writes bench/results/train_koblex.json.
 
-    .venv/bin/python bench/train_koblex.py [--config configs/koblex-dev.yaml] [--from STAGE]
+    .venv/bin/python bench/train_koblex.py [--config configs/koblex-dev.yaml] [--from STAGE] [--until STAGE]
+                                           [--run-dir DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(REPO / "configs" / "koblex-dev.yaml"))
     ap.add_argument("--from", dest="from_stage", default=None)
+    ap.add_argument("--until", default=None)
+    ap.add_argument("--run-dir", default=None, help="Overrides run_dir of the config.")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "train_koblex.json"))
     args = ap.parse_args()
 
@@ -31,13 +34,15 @@ def main() -> None:
     from lextune.pipeline.compare import comparison_markdown
 
     cfg = load_config(RunConfig, args.config)
+    if args.run_dir:
+        cfg = cfg.model_copy(update={"run_dir": args.run_dir})
     t = time.perf_counter()
-    result = run_pipeline(cfg, from_stage=args.from_stage, progress=lambda s, m: print(f"[{s}] {m}", flush=True))
+    result = run_pipeline(cfg, from_stage=args.from_stage, until=args.until, progress=lambda s, m: print(f"[{s}] {m}", flush=True))
     wall = time.perf_counter() - t
     stages = {s: {"status": r["status"], "seconds": r.get("seconds")} for s, r in result.stages.items()}
     train = {}
     for s in ("train_biencoder", "train_reranker"):
-        summ = result.stages[s].get("summary") or {}
+        summ = (result.stages.get(s) or {}).get("summary") or {}
         train[s] = {k: summ.get(k) for k in ("examples", "rows", "steps", "seconds", "samples_per_second",
                                              "peak_rss_gb", "train_loss", "validation")}
     print(comparison_markdown(result.comparison))

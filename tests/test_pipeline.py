@@ -176,6 +176,23 @@ def test_config_errors_name_the_problem(tmp_path):
         run_pipeline(RunConfig.model_validate({**tiny_config(tmp_path), "inputs": [str(tmp_path / "missing.json")]}))
 
 
+def test_a_reranker_started_from_the_biencoder_is_retrained_when_the_biencoder_changes(tmp_path):
+    from lextune.pipeline import RunConfig
+    from lextune.pipeline.run import RunContext, stage_key
+
+    def reranker_key(init: str, biencoder_key: str) -> str:
+        ctx = RunContext(RunConfig.model_validate({**tiny_config(tmp_path), "reranker_init": init}), tmp_path)
+        ctx.keys.update({"mine": "m", "train_biencoder": biencoder_key})
+        return stage_key(ctx, "train_reranker")
+
+    assert reranker_key("base", "b1") == reranker_key("base", "b2")  # only the mined data matter
+    assert reranker_key("biencoder", "b1") != reranker_key("biencoder", "b2")
+    assert reranker_key("biencoder", "b1") != reranker_key("base", "b1")
+    with pytest.raises(ConfigError, match="reranker_init: biencoder needs"):
+        RunConfig.model_validate({**tiny_config(tmp_path), "reranker_init": "biencoder", "train_biencoder": None,
+                                  "targeted": None})
+
+
 def test_cli_run_until_and_demo_config(tmp_path):
     from typer.testing import CliRunner
 

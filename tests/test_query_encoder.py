@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lextune.errors import ConfigError
+from lextune.errors import ConfigError, InputFormatError
 from lextune.train.query_encoder import corpus_spans, keep_layers, read_query_texts
 
 QUESTIONS = ["전세보증금을 돌려받지 못하면 어떻게 하나요?", "보이스피싱 피해는 누가 배상하나요?",
@@ -70,13 +70,17 @@ def test_query_files_name_file_and_line_of_a_bad_record(tmp_path):
     assert read_query_texts([str(good)]) == ["질문 하나", "질문 둘"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "좋은 줄"}\n{"_id": "x"}\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"bad.jsonl:2: field 'text'"):
+    with pytest.raises(InputFormatError, match=r"bad.jsonl:2 \(field 'text'\): missing field"):
         read_query_texts([str(bad)])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"text": "  "}\n', encoding="utf-8")
+    with pytest.raises(InputFormatError, match=r"empty.jsonl:1 \(field 'text'\): empty query text"):
+        read_query_texts([str(empty)])
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "ok"}\n{not json\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"broken.jsonl:2: not a JSON object"):
+    with pytest.raises(InputFormatError, match=r"broken.jsonl:2: not valid JSON"):
         read_query_texts([str(broken)])
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(InputFormatError, match="no such file"):
         read_query_texts([str(tmp_path / "missing.jsonl")])
 
 

@@ -16,8 +16,16 @@ from typer.testing import CliRunner
 from lextune.cli.main import app
 from lextune.ingest import ingest, ingest_chunks
 from lextune.ingest.refs import resolve_refs
+from lextune.schema import Chunk
 from lextune.synth.filters import copy_ratio, filter_queries
-from lextune.synth.generators import SynthQuery, ict_queries, ref_queries, title_queries
+from lextune.synth.generators import (
+    SynthQuery,
+    _question,
+    ict_queries,
+    question_queries,
+    ref_queries,
+    title_queries,
+)
 from lextune.synth.llm import LLMConfig, LLMQueryGenerator, parse_json_queries
 from lextune.synth.pipeline import SynthConfig, split_documents, synth
 
@@ -36,6 +44,72 @@ def test_title_queries_cover_every_paragraph_of_the_article(law_chunks):
     q = qs["title:900001:a2-2"]
     assert q.positives == ["900001:a2-2:p1", "900001:a2-2:p2"]
     assert "이용자 보호" in q.text and "테스트금융법" in q.text and q.generator == "title"
+
+
+def _section(cid: str, title: str, text: str) -> Chunk:
+    return Chunk(id=cid, doc_id=cid, kind="section", title=title, text=text, contents=f"{title}\n{text}")
+
+
+def test_title_queries_read_headings_of_passages_without_structure():
+    chunks = [_section("K1", "상법 200조 2 직무대행자의 권한", "① 직무대행자는 ... 하지 못한다."),
+              _section("K2", "상법 200조 2 직무대행자의 권한", "② 직무대행자가 제1항에 위반한 행위를 한 경우에도 ..."),
+              _section("K3", "간접투자자산 운용업법 106조  (투자신탁의 합병)", "② 자산운용회사는 ..."),
+              _section("K4", "상법 200조  직무집행정지", "..."),
+              _section("K5", "부칙", "이 법은 공포한 날부터 시행한다.")]
+    qs = {q.id: q for q in title_queries(chunks, random.Random(0))}
+    assert sorted(qs) == ["title:간접투자자산 운용업법:106", "title:상법:200", "title:상법:200의2"]
+    assert qs["title:상법:200의2"].positives == ["K1", "K2"]  # every paragraph of the article
+    assert "직무대행자의 권한" in qs["title:상법:200의2"].text and "상법" in qs["title:상법:200의2"].text
+    assert "투자신탁의 합병" in qs["title:간접투자자산 운용업법:106"].text
+
+
+def test_title_queries_of_a_sampled_pool_name_the_whole_article(tmp_path):
+    # A BEIR corpus of two articles, one paragraph sampled: its article's query names both of that article's
+    # paragraphs (the unsampled one would otherwise be mined as a false negative).
+    rows = [{"_id": "K1", "title": "상법 44조  채무인수를 광고한 양수인의 책임", "text": "영업양수인이 양도인의 채무를 인수할 것을 광고한 때에는 양수인도 변제할 책임이 있다."},
+            {"_id": "K2", "title": "상법 44조  채무인수를 광고한 양수인의 책임", "text": "② 제1항의 경우 양도인의 책임은 2년이 경과하면 소멸한다."},
+            {"_id": "K3", "title": "상법 45조  영업양도인의 책임의 존속기간", "text": "양도인의 제3자에 대한 채무는 영업양도 후 2년이 경과하면 소멸한다."}]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    ingest([corpus], tmp_path / "chunks")
+    synth(tmp_path / "chunks", tmp_path / "q", SynthConfig(generators=["title", "ict"], max_chunks=1, dev_fraction=0.0,
+                                                           seed=1))
+    made = {q["_id"]: q["positives"] for q in map(json.loads, (tmp_path / "q" / "queries.jsonl").open(encoding="utf-8"))}
+    assert made == {"ict:K1": ["K1"], "title:상법:44": ["K1", "K2"]}  # K1 sampled; K2 is named though it was not
+
+
+@pytest.mark.parametrize(("sentence", "question"), [
+    ("② 자산운용회사는 투자신탁을 합병하고자 하는 경우 합병계획서를 작성하여 수익자총회의 승인을 얻어야 한다. <개정 2004.10.5>",
+     "자산운용회사는 투자신탁을 합병하고자 하는 경우 어떻게 하여야 하는가?"),
+    ("금융위원회는 보고내용이 금융소비자의 권익에 반하는 것으로 판단되는 경우에는 시정을 명할 수 있다.",
+     "금융위원회는 보고내용이 금융소비자의 권익에 반하는 것으로 판단되는 경우에는 무엇을 할 수 있는가?"),
+    ("공무소의 전자기록을 위작하거나 변작한 자는 10년 이하의 징역에 처한다.",
+     "공무소의 전자기록을 위작하거나 변작한 자는 어떤 처벌을 받는가?"),
+    ("“신용정보”란 금융거래 등 상거래에서 거래 상대방의 신용을 판단할 때 필요한 정보를 말한다.",
+     "신용정보란 무엇을 말하는가?"),
+    ("다만, 사채관리회사가 없게 된 때에는 사채권자집회의 결의로 사무승계자를 정한다.",
+     "사채관리회사가 없게 된 때에는 어떻게 되는가?"),
+])
+def test_questions_ask_for_what_the_sentence_answers(sentence, question):
+    assert _question(sentence) == question
+
+
+@pytest.mark.parametrize("sentence", [
+    "다음 각 호의 어느 하나에 해당하는 자는 3년 이하의 징역 또는 3천만원 이하의 벌금에 처한다.",  # the act is in the items
+    "이 법은 공포한 날부터 시행한다.",  # no condition, no penalty, no definition
+    "짧은 경우 그렇다.",
+])
+def test_sentences_without_a_question_give_none(sentence):
+    assert _question(sentence) is None
+
+
+def test_question_queries_name_their_chunk_and_leave_the_passage_whole():
+    c = _section("K9", "상법 483조  사채관리회사의 사무승계자",
+                 "사채관리회사의 사임으로 인하여 사채관리회사가 없게 된 경우에는 사채를 발행한 회사는 사무승계자를 정하여야 한다.")
+    (q,) = question_queries([c], random.Random(0))
+    assert q.id == "question:K9" and q.positives == ["K9"] and q.generator == "question"
+    assert q.text.endswith("어떻게 하여야 하는가?") and "사무승계자를 정하여야" not in q.text
+    assert "positive_text" not in q.metadata
 
 
 def test_inverse_cloze_removes_the_sentence(law_chunks):

@@ -153,8 +153,7 @@ def compare(ctx) -> dict:
     tuned_spec = str(ctx.biencoder) if ctx.biencoder else None
     reranker = None
     if ctx.reranker:
-        reranker = Reranker(RerankConfig(model=str(ctx.reranker), k=cfg.k_rerank,
-                                         max_length=(ctx.config.train_reranker or {}).get("max_length", 256)))
+        reranker = Reranker(RerankConfig(model=str(ctx.reranker), k=cfg.k_rerank, max_length=cfg.rerank_max_length))
     base_enc = BiEncoder(ctx.config.base_model)
     tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
     table: dict = {"datasets": {}}

@@ -42,6 +42,8 @@ class EvalStageConfig(BaseModel):
 
     datasets: list[EvalDataset] = Field(default_factory=lambda: [EvalDataset(name="synthetic-dev")])
     k_rerank: int = Field(50, ge=1, description="Hybrid hits the trained reranker re-scores.")
+    rerank_max_length: int = Field(512, ge=16, description="Tokens of query + passage the reranker reads, as "
+                                   "`lextune serve` does (reranker_max_length), not the shorter training length.")
     rerank_weight: float | Literal["auto"] | None = Field(
         "auto", description="Blend of reranker and first-stage ranks (0..1, rank-normalised); None: reranker order "
         "only; auto: the weight that maximises nDCG@10 on the run's synthetic validation split (never on a "
@@ -94,6 +96,9 @@ class RunConfig(BaseModel):
                                                    description="BiEncoderTrainConfig fields (paths are filled in).")
     train_reranker: dict[str, Any] | None = Field(default_factory=dict,
                                                   description="RerankerTrainConfig fields (paths are filled in).")
+    reranker_init: Literal["base", "biencoder"] = Field(
+        "base", description="Start the reranker's encoder from base_model, or from the run's fine-tuned bi-encoder "
+        "(adapted to the corpus by train_biencoder; the classification head is new either way).")
     eval: EvalStageConfig = Field(default_factory=EvalStageConfig)
     targeted: TargetedConfig | None = Field(default_factory=TargetedConfig)
     layer_cache_gb: float = Field(2.0, ge=0, description=(
@@ -113,6 +118,8 @@ class RunConfig(BaseModel):
             if bad:
                 raise ConfigError(f"{name}: {sorted(bad)} are set by the run (base_model is the top-level one)")
             model.model_validate({**section, **_PATHS})
+        if self.reranker_init == "biencoder" and (self.train_biencoder is None or self.train_reranker is None):
+            raise ConfigError("reranker_init: biencoder needs both train_biencoder and train_reranker")
         if self.targeted is not None and self.train_biencoder is None:
             raise ConfigError("targeted continues the bi-encoder: it needs train_biencoder")
         return self

@@ -66,9 +66,10 @@ def _inputs_hash(paths: list[str]) -> str:
     return h.hexdigest()
 
 
-def _upstream(stage: str) -> list[str]:
+def _upstream(stage: str, cfg: RunConfig) -> list[str]:
     return {"ingest": [], "synth": ["ingest"], "index": ["ingest"], "mine": ["synth", "index"],
-            "train_biencoder": ["mine", "synth"], "train_reranker": ["mine"],
+            "train_biencoder": ["mine", "synth"],
+            "train_reranker": ["mine"] + (["train_biencoder"] if cfg.reranker_init == "biencoder" else []),
             "eval": ["index", "synth", "train_biencoder", "train_reranker"],
             "targeted": ["synth", "index", "mine", "train_biencoder"]}[stage]
 
@@ -80,7 +81,8 @@ def _stage_config(cfg: RunConfig, stage: str) -> dict:
                               "type": cfg.dense_index_type},
             "mine": lambda: cfg.mine.model_dump(mode="json"),
             "train_biencoder": lambda: {"base": cfg.base_model, **(cfg.train_biencoder or {})},
-            "train_reranker": lambda: {"base": cfg.base_model, **(cfg.train_reranker or {})},
+            "train_reranker": lambda: {"base": cfg.base_model, **(cfg.train_reranker or {}),
+                                       **({"init": "biencoder"} if cfg.reranker_init == "biencoder" else {})},
             "eval": lambda: cfg.eval.model_dump(mode="json"),
             "targeted": lambda: cfg.targeted.model_dump(mode="json") if cfg.targeted else None}[stage]()
 
@@ -91,7 +93,7 @@ def stage_key(ctx: RunContext, stage: str) -> str:
     h.update(json.dumps(_stage_config(ctx.config, stage), sort_keys=True, ensure_ascii=False).encode())
     if stage == "ingest":
         h.update(_inputs_hash(ctx.config.inputs).encode())
-    for up in _upstream(stage):
+    for up in _upstream(stage, ctx.config):
         h.update(f"{up}={ctx.keys.get(up, 'off')}".encode())
     return h.hexdigest()
 
@@ -153,7 +155,12 @@ def _train_biencoder(ctx: RunContext) -> dict:
 def _train_reranker(ctx: RunContext) -> dict:
     from lextune.train.reranker import RerankerTrainConfig, train_reranker
 
-    cfg = RerankerTrainConfig.model_validate({**(ctx.config.train_reranker or {}), "base_model": ctx.config.base_model,
+    base = ctx.config.base_model
+    if ctx.config.reranker_init == "biencoder":
+        if ctx.biencoder is None:
+            raise ConfigError("reranker_init: biencoder, but the run has no trained bi-encoder (stage train_biencoder)")
+        base = str(ctx.biencoder)
+    cfg = RerankerTrainConfig.model_validate({**(ctx.config.train_reranker or {}), "base_model": base,
                                               "train_file": str(ctx.dir("mine") / "train.jsonl"),
                                               "corpus": str(ctx.dir("index")),
                                               "output_dir": str(ctx.dir("train_reranker") / "model")})

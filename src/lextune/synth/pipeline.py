@@ -25,7 +25,7 @@ from lextune.synth.filters import FilterStats, filter_queries
 from lextune.synth.generators import GENERATORS, SynthQuery
 from lextune.synth.llm import LLMConfig
 
-Generator = Literal["llm", "title", "ict", "refs"]
+Generator = Literal["llm", "title", "ict", "question", "refs"]
 
 
 class SynthConfig(BaseModel):
@@ -121,9 +121,11 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
             llm_gen = LLMQueryGenerator(config.llm, cache_path=out_cache)
             made = llm_gen.generate(pool, progress=(lambda d, t: progress("llm", d, t)) if progress else None)
         else:
-            made = list(GENERATORS[name](pool if name != "refs" else all_chunks, rng, edges=edges,
+            # An article's title or a cited provision has positives outside a sampled pool too.
+            whole = name in ("refs", "title")
+            made = list(GENERATORS[name](all_chunks if whole else pool, rng, edges=edges,
                                          remove_prob=config.ict_remove_prob))
-            if name == "refs":
+            if whole:
                 wanted = {c.id for c in pool}
                 made = [q for q in made if any(p in wanted for p in q.positives)]
         summary.generated[name] += len(made)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.artifacts import atomic_dir, atomic_file, file_sha256, make_meta, text_sha1, write_json_atomic
 from lextune.config import save_config
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError, InputFormatError, MissingExtraError
 from lextune.models.biencoder import QUERY_ENCODER_KEY
 from lextune.models.onnx import Backend
 
@@ -119,22 +119,15 @@ def corpus_spans(texts: list[str], n: int, *, min_chars: int, max_chars: int, ma
 
 def read_query_texts(paths: list[str]) -> list[str]:
     """The ``text`` of every record of the JSONL files; a bad line is reported with its file and line."""
+    from lextune.jsonl import iter_jsonl, require_str
+
     out: list[str] = []
     for path in paths:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"queries file {p} does not exist")
-        with open(p, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    text = json.loads(line).get("text")
-                except (json.JSONDecodeError, AttributeError) as exc:
-                    raise ConfigError(f"{p}:{line_no}: not a JSON object ({exc})") from exc
-                if not isinstance(text, str) or not text.strip():
-                    raise ConfigError(f"{p}:{line_no}: field 'text' is missing or empty")
-                out.append(text.strip())
+        for line_no, obj in iter_jsonl(path):
+            text = require_str(obj, "text", path=str(path), line=line_no).strip()
+            if not text:
+                raise InputFormatError("empty query text", path=str(path), line=line_no, field="text")
+            out.append(text)
     return out
 
 
