@@ -199,6 +199,21 @@ def test_cli_index_build_and_search(bundled_dir, tmp_path):
     assert res.exit_code == 2 and "no dense part" in res.output
 
 
+def test_cli_index_build_from_a_beir_corpus_indexes_title_and_text(tmp_path):
+    from pathlib import Path
+
+    from lextune.index import LexIndex
+
+    tiny = Path(__file__).parent / "fixtures" / "beir_tiny"
+    res = CliRunner().invoke(app, ["index", "build", "--beir", str(tiny), "-o", str(tmp_path / "idx")])
+    assert res.exit_code == 0, res.output
+    index = LexIndex.load(tmp_path / "idx")
+    assert index.texts["L1-2-1-0"] == "가상법 제2조\n금융회사는 설명의무를 진다."
+    assert index.docs["L1-2-1-0"]["title"] == "가상법 제2조"
+    run = index.bm25.search({"q": "설명의무 위반 손해 배상"}, 1)
+    assert list(run["q"]) == ["L1-2-2-0"]
+
+
 def test_auto_index_type_is_exact_when_small_and_hnsw_when_large():
     import faiss
     import numpy as np

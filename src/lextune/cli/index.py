@@ -29,7 +29,7 @@ def build(
     with user_errors():
         from lextune.config import load_config
         from lextune.errors import ConfigError
-        from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
+        from lextune.index import IndexBuildConfig, build_index, docs_from_beir, docs_from_chunks
 
         if (chunks is None) == (beir is None):
             raise ConfigError("give exactly one of --chunks DIR or --beir DIR")
@@ -49,8 +49,7 @@ def build(
             from lextune.runs import load_beir
 
             ds = load_beir(beir)
-            docs = [{"id": i, "title": d["title"], "text": d["text"],
-                     "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in ds.corpus.items()]
+            docs = docs_from_beir(ds.corpus)
             source = {"beir": str(beir)}
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -5,10 +5,12 @@ from lextune.index.pipeline import (
     LexIndex,
     PipelineConfig,
     build_index,
+    docs_from_beir,
     docs_from_chunks,
 )
 
-__all__ = ["IndexBuildConfig", "LexIndex", "PipelineConfig", "build_index", "docs_from_chunks", "search"]
+__all__ = ["IndexBuildConfig", "LexIndex", "PipelineConfig", "build_index", "docs_from_beir", "docs_from_chunks",
+           "search"]
 
 
 def search(index: LexIndex, queries: dict[str, str], k: int = 10, config: PipelineConfig | None = None):

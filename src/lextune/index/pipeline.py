@@ -221,6 +221,12 @@ def docs_from_chunks(chunks) -> list[dict]:
             for c in chunks]
 
 
+def docs_from_beir(corpus: dict[str, dict]) -> list[dict]:
+    """Index input from a BEIR corpus (``load_beir(...).corpus``): the title, a newline and the text."""
+    return [{"id": i, "title": d["title"], "text": d["text"],
+             "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in corpus.items()]
+
+
 def explain_search(index: LexIndex, queries: dict[str, str], k: int = 10, *, encoder=None,
                    fusion: FusionConfig | None = None, depth: int = 100, reranker: Reranker | None = None,
                    k_rerank: int = 50) -> dict[str, list[dict]]:

@@ -127,14 +127,13 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
 
 def _dataset_index(ctx, ds_cfg, ds):
     """The index over the dataset's own corpus (``corpus: own``), built once into the eval folder."""
-    from lextune.index import IndexBuildConfig, LexIndex, build_index
+    from lextune.index import IndexBuildConfig, LexIndex, build_index, docs_from_beir
     from lextune.index.dense import DenseConfig
 
     folder = ctx.dir("eval") / ds_cfg.name / "index"
     if (folder / "meta.json").is_file():
         return LexIndex.load(folder)
-    docs = [{"id": i, "title": d["title"], "text": d["text"],
-             "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in ds.corpus.items()]
+    docs = docs_from_beir(ds.corpus)
     cfg = IndexBuildConfig(bm25=ctx.config.bm25, dense=DenseConfig(model=ctx.config.base_model,
                                                                    index_type=ctx.config.dense_index_type))
     ctx.say("eval", f"{ds_cfg.name}: indexing its {len(docs)} passages (BM25 + base dense)")
