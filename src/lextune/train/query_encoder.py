@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lextune.artifacts import atomic_dir, atomic_file, file_sha256, make_meta, text_sha1, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError, InputFormatError, MissingExtraError
+from lextune.jsonl import iter_jsonl, require_str
 from lextune.models.biencoder import QUERY_ENCODER_KEY
 from lextune.models.onnx import Backend
 
@@ -119,8 +120,6 @@ def corpus_spans(texts: list[str], n: int, *, min_chars: int, max_chars: int, ma
 
 def read_query_texts(paths: list[str]) -> list[str]:
     """The ``text`` of every record of the JSONL files; a bad line is reported with its file and line."""
-    from lextune.jsonl import iter_jsonl, require_str
-
     out: list[str] = []
     for path in paths:
         for line_no, obj in iter_jsonl(path):
