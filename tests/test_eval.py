@@ -15,7 +15,7 @@ from lextune.cli.main import app
 from lextune.errors import InputFormatError
 from lextune.eval.evaluate import EvalConfig, evaluate
 from lextune.eval.failures import failure_cases, write_failures
-from lextune.runs import load_beir, read_trec_run, write_trec_run
+from lextune.runs import load_beir, read_qrels, read_trec_run, write_trec_run
 
 TINY = Path(__file__).parent / "fixtures" / "beir_tiny"
 QRELS = {"q1": {"d1": 2, "d2": 1}, "q3": {"d9": 1}}
@@ -209,3 +209,47 @@ def test_ignore_must_be_a_list_of_ids(tmp_path):
                                             + json.dumps({"_id": "q2", "text": "y", "ignore": "d"}) + "\n")
     with pytest.raises(InputFormatError, match=r"queries.jsonl:2 \(field 'ignore'\)"):
         load_beir(tmp_path)
+
+
+@pytest.mark.parametrize("score", ["0.7", "-1", "inf", "nan", "1e3", "x"])
+def test_qrels_relevance_must_be_a_non_negative_integer(tmp_path, score):
+    path = tmp_path / "dev.tsv"
+    path.write_text(f"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t{score}\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match=r"dev.tsv:3 \(field 'score'\).*non-negative integer"):
+        read_qrels(path)
+
+
+def test_graded_qrels_are_read_as_given(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t0\nq2\td3\t1.0\nq3 0 d4 3\n", encoding="utf-8")
+    assert read_qrels(path) == {"q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}, "q3": {"d4": 3}}
+
+
+def test_runs_and_qrels_that_cannot_be_read_are_named_not_raised(tmp_path):
+    latin = tmp_path / "r.trec"
+    latin.write_bytes(b"q1 Q0 d1 1 2.0 t\nq1 Q0 caf\xe9 2 1.0 t\n")
+    with pytest.raises(InputFormatError, match=r"r.trec:2: not UTF-8"):
+        read_trec_run(latin)
+    with pytest.raises(InputFormatError, match=r"missing.trec: cannot read"):
+        read_trec_run(tmp_path / "missing.trec")
+    inf = tmp_path / "inf.trec"
+    inf.write_text("q1 Q0 d1 1 inf t\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match=r"inf.trec:1: score 'inf' is not a finite"):
+        read_trec_run(inf)
+    qrels = tmp_path / "q.tsv"
+    qrels.write_bytes(b"q1\td\xff\t1\n")
+    with pytest.raises(InputFormatError, match=r"q.tsv:1: not UTF-8"):
+        read_qrels(qrels)
+
+
+def test_cli_eval_reports_a_missing_run_file_and_bad_qrels_without_a_traceback(tmp_path):
+    res = CliRunner().invoke(app, ["eval", "-d", str(TINY), "--run", str(tmp_path / "nope.trec"), "-o",
+                                   str(tmp_path / "ev")])
+    assert res.exit_code != 0 and "nope.trec: cannot read" in res.output
+    assert isinstance(res.exception, SystemExit)  # a message, not a FileNotFoundError traceback
+    data = tmp_path / "beir"
+    shutil.copytree(TINY, data)
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tL1-2-2-0\tinf\n", encoding="utf-8")
+    write_trec_run({"q1": {"L1-2-2-0": 1.0}}, tmp_path / "a.trec")
+    res = CliRunner().invoke(app, ["eval", "-d", str(data), "--run", str(tmp_path / "a.trec"), "-o", str(tmp_path / "ev")])
+    assert res.exit_code != 0 and "dev.tsv:2" in res.output and "non-negative integer" in res.output

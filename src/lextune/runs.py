@@ -7,6 +7,8 @@ that ranx and pytrec_eval take.
 from __future__ import annotations
 
 import csv
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,38 +35,55 @@ def write_trec_run(run: Run, path: str | Path, tag: str = "lextune") -> None:
                 f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
 
 
+def _text_lines(path: str | Path):
+    """``(line number, line)`` of a UTF-8 text file; a missing, unreadable or non-UTF-8 file is an
+    InputFormatError naming the path (and the line that is not UTF-8)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from exc
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        try:
+            yield lineno, line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFormatError(f"not UTF-8 text (byte {exc.start + 1})", path=str(path), line=lineno) from exc
+
+
 def read_trec_run(path: str | Path, stats: dict[str, int] | None = None) -> Run:
     """Read a TREC run file; a malformed line names the file and line. A document listed twice for a
     query keeps its first score; ``stats["duplicates"]`` counts such lines."""
     run: Run = {}
     if stats is not None:
         stats.setdefault("duplicates", 0)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 6:
-                raise InputFormatError("expected 'qid Q0 docid rank score tag'", path=str(path), line=lineno)
-            try:
-                score = float(parts[4])
-            except ValueError as exc:
-                raise InputFormatError(f"score {parts[4]!r} is not a number", path=str(path), line=lineno) from exc
-            docs = run.setdefault(parts[0], {})
-            if parts[2] in docs:
-                if stats is not None:
-                    stats["duplicates"] += 1
-                continue
-            docs[parts[2]] = score
+    for lineno, line in _text_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 6:
+            raise InputFormatError("expected 'qid Q0 docid rank score tag'", path=str(path), line=lineno)
+        try:
+            score = float(parts[4])
+        except ValueError as exc:
+            raise InputFormatError(f"score {parts[4]!r} is not a number", path=str(path), line=lineno) from exc
+        if not math.isfinite(score):
+            raise InputFormatError(f"score {parts[4]!r} is not a finite number", path=str(path), line=lineno)
+        docs = run.setdefault(parts[0], {})
+        if parts[2] in docs:
+            if stats is not None:
+                stats["duplicates"] += 1
+            continue
+        docs[parts[2]] = score
     return run
 
 
 def read_qrels(path: str | Path) -> Qrels:
-    """BEIR qrels TSV (``query-id corpus-id score`` with a header) or TREC qrels (``qid 0 docid rel``)."""
+    """BEIR qrels TSV (``query-id corpus-id score`` with a header) or TREC qrels (``qid 0 docid rel``).
+    Relevance is a non-negative integer (graded labels: 0, 1, 2, ...); anything else (``0.7``, ``-1``,
+    ``inf``) is refused with its file and line instead of being truncated."""
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="\t"))
-    for lineno, row in enumerate(rows, start=1):
+    for lineno, line in _text_lines(path):
+        row = next(csv.reader([line], delimiter="\t"), [])
         if len(row) == 1:
             row = row[0].split()
         if not row or (lineno == 1 and row[0] in {"query-id", "query_id", "qid"}):
@@ -75,10 +94,10 @@ def read_qrels(path: str | Path) -> Qrels:
             qid, doc, rel = row
         else:
             raise InputFormatError("expected 'query-id corpus-id score'", path=str(path), line=lineno)
-        try:
-            qrels.setdefault(qid, {})[doc] = int(float(rel))
-        except ValueError as exc:
-            raise InputFormatError(f"relevance {rel!r} is not a number", path=str(path), line=lineno) from exc
+        if not re.fullmatch(r"\+?[0-9]+(\.0*)?", rel.strip()):  # 2 and 2.0; not 0.7, -1, inf
+            raise InputFormatError(f"relevance {rel!r} is not a non-negative integer (graded labels are 0, 1, 2, ...)",
+                                   path=str(path), line=lineno, field="score")
+        qrels.setdefault(qid, {})[doc] = int(rel.strip().split(".")[0])
     return qrels
 
 

@@ -1,4 +1,4 @@
-"""Evaluation: retrieval metrics through ranx (evaluation never imports training)."""
+"""Evaluation: exact retrieval metrics, significance tests, failure notebook (never imports training)."""
 
 from lextune.eval.metrics import DEFAULT_METRICS, evaluate_run
 

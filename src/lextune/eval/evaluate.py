@@ -3,27 +3,39 @@ tests and win/tie/loss counts, with a clear account of input that had to be igno
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-from lextune.errors import InputFormatError, MissingExtraError
-from lextune.runs import Qrels, Run, canonical_ranking
+from lextune.errors import ConfigError, InputFormatError, MissingExtraError
+from lextune.eval.metrics import FAMILIES, parse_metric, per_query_metrics
+from lextune.runs import Qrels, Run
 
-FAMILIES = ["hit_rate", "mrr", "map", "ndcg", "recall", "precision"]
+Family = Literal["hit_rate", "mrr", "map", "ndcg", "recall", "precision"]
 
 
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    k_values: list[int] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 100])
-    families: list[str] = Field(default_factory=lambda: list(FAMILIES))
+    k_values: list[PositiveInt] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 100])
+    families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
     primary: str = "ndcg@10"
-    stat_test: str = "student"
-    max_p: float = 0.05
+    stat_test: Literal["student"] = "student"  # paired two-sided Student t-test over per-query scores
+    max_p: float = Field(0.05, gt=0, lt=1)
     failure_rank: int = Field(1, description="A query fails when its first gold is ranked below this.")
     failure_top_k: int = 10
     candidate_depth: int = 100
+
+    @field_validator("primary")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        try:
+            parse_metric(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return v
 
     def metric_names(self) -> list[str]:
         names = [f"{f}@{k}" for f in self.families for k in self.k_values]
@@ -88,12 +100,12 @@ class EvalResult:
         }
 
 
-def _ranx():
+def _ttest_rel():
     try:
-        import ranx
+        from scipy.stats import ttest_rel
     except ImportError as exc:
-        raise MissingExtraError('evaluation needs ranx: pip install "lextune[index]"') from exc
-    return ranx
+        raise MissingExtraError('significance tests need scipy: pip install "lextune[index]"') from exc
+    return ttest_rel
 
 
 def clean_inputs(qrels: Qrels, runs: dict[str, Run], query_ids: set[str] | None = None,
@@ -126,52 +138,41 @@ def evaluate(qrels: Qrels, runs: dict[str, Run], config: EvalConfig | None = Non
     config = config or EvalConfig()
     if not runs:
         raise InputFormatError("nothing to evaluate: give at least one run or pipeline")
-    ranx = _ranx()
     judged, aligned, report = clean_inputs(qrels, runs, query_ids, corpus_ids, duplicates)
     metrics = config.metric_names()
     qids = list(judged)
-    rq = ranx.Qrels(judged)
-    ranx_runs = []
-    for name, run in aligned.items():
-        filled = {q: canonical_ranking(docs or {"__no_result__": 0.0}) for q, docs in run.items()}
-        ranx_runs.append(ranx.Run(filled, name=name))
-    overall: dict[str, dict[str, float]] = {}
-    per_query: dict[str, dict[str, dict[str, float]]] = {}
-    for r in ranx_runs:
-        ranx.evaluate(rq, r, metrics, return_mean=False, make_comparable=True)
-        # ranx keeps per-query scores by query id on the run: no reliance on array order
-        per_query[r.name] = {m: {q: float(r.scores[m][q]) for q in qids} for m in metrics}
-        overall[r.name] = {m: float(sum(per_query[r.name][m].values()) / len(qids)) for m in metrics}
-    significance: dict[str, dict[str, list[str]]] = {r.name: {} for r in ranx_runs}
-    p_values: dict[str, dict[str, dict[str, float]]] = {r.name: {} for r in ranx_runs}
-    if len(ranx_runs) > 1:
-        report_obj = ranx.compare(rq, ranx_runs, metrics=metrics, stat_test=config.stat_test, max_p=config.max_p,
-                                  make_comparable=True)
-        comparisons = report_obj.comparisons
-        for a in report_obj.model_names:
-            for m in metrics:
-                better = []
-                for b in report_obj.model_names:
-                    if a == b:
-                        continue
-                    key = (a, b) if (a, b) in comparisons else (b, a)
-                    p = float(comparisons[key][m]["p_value"])
+    names = list(aligned)
+    per_query = {name: per_query_metrics(judged, run, metrics) for name, run in aligned.items()}
+    overall = {name: {m: float(sum(per_query[name][m].values()) / len(qids)) for m in metrics} for name in names}
+    significance: dict[str, dict[str, list[str]]] = {name: {} for name in names}
+    p_values: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
+    if len(names) > 1:
+        ttest_rel = _ttest_rel()
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                for m in metrics:
+                    xa = [per_query[a][m][q] for q in qids]
+                    xb = [per_query[b][m][q] for q in qids]
+                    # Paired two-sided Student t over per-query scores (nan when every difference is 0).
+                    p = float(ttest_rel(xa, xb, alternative="two-sided").pvalue) if len(qids) > 1 else math.nan
                     p_values[a].setdefault(b, {})[m] = p
-                    if p < config.max_p and overall[a][m] > overall[b][m]:
-                        better.append(b)
-                significance[a][m] = better
-    base = ranx_runs[0].name
+                    p_values[b].setdefault(a, {})[m] = p
+        for a in names:
+            for m in metrics:
+                significance[a][m] = [b for b in names if b != a and p_values[a][b][m] < config.max_p
+                                      and overall[a][m] > overall[b][m]]
+    base = names[0]
     wtl: dict[str, dict[str, int]] = {}
-    for r in ranx_runs:
+    for name in names:
         w = t = lo = 0
         for q in qids:
-            a, b = per_query[r.name][config.primary][q], per_query[base][config.primary][q]
+            a, b = per_query[name][config.primary][q], per_query[base][config.primary][q]
             if a > b + 1e-12:
                 w += 1
             elif b > a + 1e-12:
                 lo += 1
             else:
                 t += 1
-        wtl[r.name] = {"win": w, "tie": t, "loss": lo}
-    return EvalResult(config, [r.name for r in ranx_runs], overall, per_query, significance, wtl, report, qids,
+        wtl[name] = {"win": w, "tie": t, "loss": lo}
+    return EvalResult(config, names, overall, per_query, significance, wtl, report, qids,
                       p_values)

@@ -1,4 +1,4 @@
-"""Fusion of runs: reciprocal rank fusion and (through ranx) normalised weighted sum, weights tunable.
+"""Fusion of runs: reciprocal rank fusion and (through ranx) normalised weighted sum.
 
 RRF is computed here in plain Python: it is a sum of 1/(k + rank), and ranx's numba kernels compile
 again for new inputs (~0.2 s each time) which made served search latency spiky. A test keeps it equal
@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from lextune.errors import MissingExtraError
-from lextune.runs import Qrels, Run
+from lextune.runs import Run
 
 
 class FusionConfig(BaseModel):
@@ -69,19 +69,3 @@ def rrf(runs: list[Run], qid: str, k: int = 60) -> dict[str, float]:
         for rank, (doc, _) in enumerate(ranked, 1):
             fused[doc] = fused.get(doc, 0.0) + 1.0 / (k + rank)
     return dict(sorted(fused.items(), key=lambda kv: -kv[1]))
-
-
-def tune_fusion(qrels: Qrels, runs: list[Run], config: FusionConfig | None = None,
-                metric: str = "ndcg@10") -> FusionConfig:
-    """Weights (wsum) or k (rrf) that maximise ``metric`` on a labelled dev set, via ranx.optimize_fusion."""
-    config = config or FusionConfig()
-    ranx = _ranx()
-    qids = [q for q in qrels if all(r.get(q) for r in runs)]
-    ranx_qrels = ranx.Qrels({q: qrels[q] for q in qids})
-    ranx_runs = [ranx.Run({q: r[q] for q in qids}, name=f"r{i}") for i, r in enumerate(runs)]
-    if config.method == "rrf":
-        best = ranx.optimize_fusion(qrels=ranx_qrels, runs=ranx_runs, method="rrf", metric=metric)
-        return config.model_copy(update={"rrf_k": int(best["k"])})
-    best = ranx.optimize_fusion(qrels=ranx_qrels, runs=ranx_runs, norm=config.norm, method="wsum",
-                                metric=metric, step=0.1)
-    return config.model_copy(update={"weights": [float(w) for w in best["weights"]]})
