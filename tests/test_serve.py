@@ -165,9 +165,101 @@ def test_auth_malformed_and_oversized_bodies(served):
     assert r.status_code == 200
     r = httpx.post(served["url"] + "/v1/embeddings", content=b'{"input": ["a",', timeout=30,
                    headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
-    assert r.status_code == 422
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_json" and r.json()["error"]["param"] is None
+    assert "not valid JSON" in r.json()["error"]["message"] and "at character 15" in r.json()["error"]["message"]
     health = httpx.get(served["url"] + "/health").json()  # no key needed for liveness
     assert health["status"] == "ok" and health["backend"] == "onnx"
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/v1/embeddings", '{"input": "\\ud800abc"}', "input[0]"),
+    ("/v1/embeddings", '{"input": ["ok", "x\\udfff"]}', "input[1]"),
+    ("/v1/search", '{"query": "\\udfff"}', "query"),
+    ("/v1/rerank", '{"query": "\\ud83d", "documents": ["d"]}', "query"),
+    ("/v1/rerank", '{"query": "q", "documents": [{"text": "\\udc00"}]}', "documents[0]"),
+])
+def test_unpaired_surrogates_get_a_400_that_names_the_field(served, path, body, param):
+    r = httpx.post(served["url"] + path, content=body.encode(), timeout=30,
+                   headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_text" and err["param"] == param and "surrogate" in err["message"]
+
+
+def test_poison_requests_do_not_fail_their_neighbours(served):
+    poison = [b'{"input": "\\ud800abc"}', b'{"query": "\\udfff"}']
+    headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    with ThreadPoolExecutor(12) as pool:
+        good = [pool.submit(_post, served, "/v1/embeddings", {"input": [f"질문 {i}", "전세 보증금"]}) for i in range(10)]
+        good += [pool.submit(_post, served, "/v1/search", {"query": f"보험 {i}", "k": 3}) for i in range(6)]
+        bad = [pool.submit(httpx.post, served["url"] + ("/v1/embeddings" if i % 2 == 0 else "/v1/search"),
+                           content=poison[i % 2], headers=headers, timeout=60) for i in range(8)]
+        assert [f.result().status_code for f in good] == [200] * 16
+        assert {f.result().status_code for f in bad} == {400}
+
+
+def test_a_failing_batch_is_retried_one_request_at_a_time():
+    """The batcher's own guarantee, whatever slips past the edge checks: only the culprit fails."""
+    import asyncio
+
+    from lextune.serve.batcher import MicroBatcher
+
+    release = threading.Event()
+    calls: list[list[str]] = []
+
+    def fn(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            release.wait(10)
+        if "bad" in items:
+            raise ValueError("cannot take 'bad'")
+        return [x.upper() for x in items]
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(fn, pool, max_batch=16, max_wait_ms=0)
+            first = asyncio.create_task(batcher.submit(["a"]))
+            while not calls:
+                await asyncio.sleep(0.001)
+            rest = [asyncio.create_task(batcher.submit(items)) for items in (["b", "c"], ["bad"], ["d"])]
+            await asyncio.sleep(0.05)
+            release.set()
+            out = await asyncio.gather(first, *rest, return_exceptions=True)
+            await batcher.close()
+            return out, batcher.failed_batches
+
+    (a, bc, bad, d), failed = asyncio.run(scenario())
+    assert a == ["A"] and bc == ["B", "C"] and d == ["D"]
+    assert isinstance(bad, ValueError) and failed == 1
+    assert calls == [["a"], ["b", "c", "bad", "d"], ["b", "c"], ["bad"], ["d"]]
+
+
+@pytest.mark.parametrize(("method", "path", "content", "status"), [
+    ("GET", "/v1/nothing-here", None, 404),
+    ("GET", "/v1/embeddings", None, 405),
+    ("POST", "/v1/embeddings", b'{"input": "\xff\xfe"}', 400),
+    ("POST", "/v1/embeddings", b'{"input": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 400),
+    ("POST", "/v1/search", b"not json at all", 400),
+])
+def test_every_error_has_the_documented_shape(served, method, path, content, status):
+    r = httpx.request(method, served["url"] + path, content=content, timeout=30,
+                      headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["message"] and "detail" not in body
+
+
+def test_the_key_is_checked_before_the_body(served):
+    for content in (b'{"input": ["a",', b'{"input": [1, 2]}', b"\xff"):
+        r = httpx.post(served["url"] + "/v1/embeddings", content=content, timeout=30,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.post(served["url"] + "/v1/embeddings", content=b'{"input": "a"}', timeout=30,
+                   headers={"Authorization": f"bearer {KEY}", "content-type": "application/json"})
+    assert r.status_code == 200  # the scheme's case does not matter, as before
+    assert httpx.get(served["url"] + "/openapi.json").status_code == 200
 
 
 def test_oversized_bodies_are_refused_without_hurting_requests_in_flight(served):

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lextune.errors import OutputError
+
 META_FILE = "meta.json"
 
 
@@ -38,8 +40,13 @@ def text_sha1(text: str) -> str:
 def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` (mode 0644)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path} is an existing folder: name a file for this output")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc} (in {path.parent})") from exc
     os.close(fd)
     try:
         yield Path(tmp)
@@ -97,8 +104,15 @@ def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]
     race and produced the same artifact). On an exception the temporary folder is removed.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} is an existing file, not a folder: name a new or existing folder for the "
+                          "output (lextune does not replace a file with a folder)")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write the output folder {target}: {exc.strerror or exc} "
+                          f"(in {target.parent})") from exc
     os.chmod(tmp, 0o755)
     try:
         yield tmp

@@ -59,7 +59,8 @@ def load_config(model: type[T], path: str | Path | None = None, overrides: list[
         return model.model_validate(data)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        lines = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+                 for e in exc.errors()]
         raise ConfigError(f"invalid {model.__name__}{where}:\n  " + "\n  ".join(lines)) from exc
 
 

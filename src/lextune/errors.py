@@ -38,5 +38,9 @@ class InputFormatError(LextuneError):
         self.field = field
 
 
+class OutputError(LextuneError):
+    """An output path cannot be written (it names a file where a folder goes, or is not writable)."""
+
+
 class ConfigError(LextuneError):
     """A configuration file or override is invalid."""

@@ -50,7 +50,9 @@ def iter_jsonl(path: str | Path, *, skip_bad: bool = False,
                 if not text.strip():
                     continue
                 try:
-                    obj = json.loads(text)
+                    # Without its line break: an error at the end of the line is at its last column, not
+                    # "column 1" of the next line.
+                    obj = json.loads(text.rstrip("\r\n"))
                 except json.JSONDecodeError as exc:
                     raise InputFormatError(f"not valid JSON ({exc.msg}, column {exc.colno})",
                                            path=str(path), line=lineno) from exc

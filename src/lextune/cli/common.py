@@ -8,11 +8,19 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from lextune.errors import LextuneError
 
-console = Console(stderr=True)
-out = Console()
+# markup=False: messages carry paths, field names and legal text ("[본조신설 2020. 1. 1.]"), which Rich
+# would read as its markup and mangle or choke on. The program's own styling goes through ``styled``.
+console = Console(stderr=True, markup=False)
+out = Console(markup=False)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """``label`` in ``style``, then ``rest`` as plain text (never read as markup)."""
+    return Text.assemble((label, style), rest)
 
 
 @contextlib.contextmanager
@@ -21,7 +29,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except LextuneError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(styled("error:", "bold red", f" {err}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from err
 
 

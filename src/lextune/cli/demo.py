@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lextune.cli.common import console, out, setup_logging, user_errors
+from lextune.cli.common import console, out, setup_logging, styled, user_errors
 
 
 def demo(
@@ -28,7 +28,7 @@ def demo(
         if show_config:
             out.print(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False))
             return
-        result = run_pipeline(cfg, progress=lambda stage, msg: console.print(f"[cyan]{stage}[/] {msg}", highlight=False))
+        result = run_pipeline(cfg, progress=lambda stage, msg: console.print(styled(stage, "cyan", f" {msg}"), highlight=False))
     print_stages(result)
     print_comparison(result.comparison)
     targeted = result.stages.get("targeted", {}).get("summary")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lextune.cli.common import out, setup_logging, user_errors
+from lextune.cli.common import out, setup_logging, styled, user_errors
 
 
 def embed(
@@ -46,6 +46,6 @@ def embed(
     if res.skipped:
         out.print(f"skipped {res.skipped} bad lines: {res.skip_reasons}")
     if res.duplicate_ids:
-        out.print(f"[yellow]warning:[/] {res.duplicate_ids} duplicate ids")
+        out.print(styled("warning:", "yellow", f" {res.duplicate_ids} duplicate ids"))
     if res.truncated:
-        out.print(f"[yellow]warning:[/] {res.truncated} texts were longer than the token limit and truncated")
+        out.print(styled("warning:", "yellow", f" {res.truncated} texts were longer than the token limit and truncated"))

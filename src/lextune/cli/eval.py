@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from lextune.cli.common import out, setup_logging, user_errors
+from lextune.cli.common import out, setup_logging, styled, user_errors
 
 
 def _split_named(spec: str) -> tuple[str | None, str]:
@@ -94,5 +94,5 @@ def eval_cmd(
         table.add_row(s, *cells, f"{w['win']}/{w['tie']}/{w['loss']}")
     out.print(table)
     for w in result.inputs.warnings():
-        out.print(f"[yellow]note:[/] {w}")
+        out.print(styled("note:", "yellow", f" {w}"))
     out.print(f"wrote {out_dir}/metrics.json, per_query.jsonl, failures-*.md" + (", report.html" if report else ""))

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from lextune.cli.common import console, out, setup_logging, user_errors
+from lextune.cli.common import console, out, setup_logging, styled, user_errors
 
 app = typer.Typer(help="Build retrieval indexes (BM25 and/or dense).", no_args_is_help=True)
 
@@ -117,8 +118,8 @@ def search(
     for rank, (doc, score) in enumerate(sorted(run["q"].items(), key=lambda kv: -kv[1]), start=1):
         d = index.docs.get(doc, {})
         text = (d.get("text") or "").replace("\n", " ")
-        table.add_row(str(rank), f"{score:.3f}", f"[bold]{d.get('title') or doc}[/]\n{text[:200]}")
+        table.add_row(str(rank), f"{score:.3f}", Text.assemble((d.get("title") or doc, "bold"), f"\n{text[:200]}"))
     if not run["q"]:
-        out.print("[yellow]no results[/] (the question has no searchable words)")
+        out.print(styled("no results", "yellow", " (the question has no searchable words)"))
         return
     out.print(table)

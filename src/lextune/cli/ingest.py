@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from lextune.cli.common import console, out, setup_logging, user_errors
+from lextune.cli.common import console, out, setup_logging, styled, user_errors
 
 
 def ingest(
@@ -36,7 +36,7 @@ def ingest(
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             with Progress(SpinnerColumn(), TextColumn("{task.completed} files"), TimeElapsedColumn(),
-                          TextColumn("[dim]{task.description}"), console=console, transient=True) as bar:
+                          TextColumn("{task.description}", style="dim", markup=False), console=console, transient=True) as bar:
                 task = bar.add_task("", total=None)
                 summary = run_ingest(sources, out_dir, cfg,
                                      progress=lambda name: bar.update(task, advance=1, description=name[-60:]))
@@ -59,9 +59,11 @@ def ingest(
     table.add_row("seconds", f"{summary.seconds:.1f}")
     out.print(table)
     if summary.errors:
-        out.print(f"[yellow]{len(summary.errors)} problems[/] (other files were ingested; --strict stops at the first):")
+        out.print(styled(f"{len(summary.errors)} problems", "yellow",
+                         " (other files were ingested; --strict stops at the first):"))
         for e in summary.errors[:20]:
-            out.print(f"  {e.path}{':' + e.position if e.position else ''}: {e.message}", highlight=False)
+            out.print(f"  {e.path}{':' + e.position if e.position else ''}: {e.message}", highlight=False,
+                      soft_wrap=True)
 
 
 def _has_section(path: Path, name: str) -> bool:

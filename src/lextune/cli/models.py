@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lextune.cli.common import out, setup_logging, user_errors
+from lextune.cli.common import out, setup_logging, styled, user_errors
 
 app = typer.Typer(help="Model folders: import the bundled base model, verify it, inspect specs.", no_args_is_help=True)
 
@@ -55,9 +55,9 @@ def verify_bundled(
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     if not report.passes():
-        out.print("[red]parity below the bar (tokens >= 99.9%, mean cosine >= 0.999, min >= 0.99)[/]")
+        out.print(styled("parity below the bar (tokens >= 99.9%, mean cosine >= 0.999, min >= 0.99)", "red"))
         raise typer.Exit(1)
-    out.print("[green]parity OK[/]")
+    out.print(styled("parity OK", "green"))
 
 
 @app.command("merge")

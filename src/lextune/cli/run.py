@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from lextune.cli.common import console, out, setup_logging, user_errors
+from lextune.cli.common import console, out, setup_logging, styled, user_errors
 
 
 def print_stages(result) -> None:
@@ -32,7 +33,8 @@ def print_comparison(comparison: dict | None) -> None:
             table.add_column(m, justify="right")
         best = {m: max(s.get(m, 0) for s in d["systems"].values()) for m in HEADLINE}
         for s, m in d["systems"].items():
-            table.add_row(s, *[(f"[bold]{m[x]:.3f}[/]" if m.get(x) == best[x] else f"{m.get(x, 0):.3f}") for x in HEADLINE])
+            table.add_row(s, *[(Text(f"{m[x]:.3f}", style="bold") if m.get(x) == best[x] else f"{m.get(x, 0):.3f}")
+                               for x in HEADLINE])
         out.print(table)
         if groups := d.get("by_generator"):
             table = Table(title=f"{name}: nDCG@10 by query generator")
@@ -61,7 +63,7 @@ def run_cmd(
 
         cfg = load_config(RunConfig, config, overrides, run_dir=str(run_dir) if run_dir else None)
         result = run_pipeline(cfg, from_stage=from_stage, until=until,
-                              progress=lambda stage, msg: console.print(f"[cyan]{stage}[/] {msg}", highlight=False))
+                              progress=lambda stage, msg: console.print(styled(stage, "cyan", f" {msg}"), highlight=False))
     print_stages(result)
     print_comparison(result.comparison)
     out.print(f"manifest: {result.run_dir / 'manifest.json'}")
@@ -92,7 +94,7 @@ def targeted_cmd(
                             output_dir=str(out_dir / "model"))
         report = run_targeted(tcfg, model=model, index_dir=index_dir, synth_dir=queries, train_file=train_file,
                               out_dir=out_dir, train_config=train, chunks_dir=chunks,
-                              progress=lambda m: console.print(f"[cyan]targeted[/] {m}", highlight=False))
+                              progress=lambda m: console.print(styled("targeted", "cyan", f" {m}"), highlight=False))
     from lextune.pipeline.targeted import targeted_markdown
 
     out.print(targeted_markdown(report))

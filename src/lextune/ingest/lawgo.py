@@ -47,6 +47,35 @@ def flatten_text(value: Any) -> str:
     return ""
 
 
+def _is_text(value: Any) -> bool:
+    """A text field of law.go.kr JSON: a string, or a (nested) list of strings, or absent."""
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, list) and all(_is_text(v) for v in value)
+
+
+def _unit_problem(unit: dict) -> tuple[str, str] | None:
+    """The first field of a 조문단위 whose value has the wrong type (relative path, message), or None."""
+    def kind(v: Any) -> str:
+        return type(v).__name__
+    if not _is_text(unit.get("조문내용")):
+        return "조문내용", f"expected text, got {kind(unit.get('조문내용'))}"
+    if not isinstance(unit.get("조문제목") or "", str):
+        return "조문제목", f"expected text, got {kind(unit.get('조문제목'))}"
+    hangs = unit.get("항")
+    if hangs not in (None, "") and not isinstance(hangs, dict | list):
+        return "항", f"expected an object or a list of objects, got {kind(hangs)}"
+    for j, h in enumerate(as_list(hangs)):
+        if not isinstance(h, dict):
+            return f"항[{j}]", f"expected an object, got {kind(h)}"
+        if not _is_text(h.get("항내용")):
+            return f"항[{j}].항내용", f"expected text, got {kind(h.get('항내용'))}"
+        for k, ho in enumerate(as_list(h.get("호"))):
+            if not isinstance(ho, dict) or not _is_text(ho.get("호내용")):
+                return f"항[{j}].호[{k}]", "expected an object with text 호내용"
+    return None
+
+
 def _content(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("content")
@@ -132,11 +161,18 @@ def parse_law_json(data: dict, source: str = "") -> LawDoc:
     if not isinstance(law, dict):
         raise StructureError("missing object '법령'")
     info = law.get("기본정보") or {}
-    name = (info.get("법령명_한글") or "").strip()
-    if not name:
-        raise StructureError("missing field '법령.기본정보.법령명_한글'")
+    if not isinstance(info, dict):
+        raise StructureError(f"'법령.기본정보' must be an object, got {type(info).__name__}")
+    name = info.get("법령명_한글")
+    if not isinstance(name, str) or not name.strip():
+        raise StructureError("missing field '법령.기본정보.법령명_한글'" if not name else
+                             f"'법령.기본정보.법령명_한글' must be text, got {type(name).__name__}")
+    name = name.strip()
+    law_id = info.get("법령ID")
+    if law_id not in (None, "") and (isinstance(law_id, bool) or not isinstance(law_id, str | int)):
+        raise StructureError(f"'법령.기본정보.법령ID' must be a string or a number, got {type(law_id).__name__}")
     doc = LawDoc(
-        doc_id=str(info.get("법령ID") or Path(source).stem),
+        doc_id=str(law_id or Path(source).stem),
         name=name,
         kind=doc_kind_from(_content(info.get("법종구분")), name),
         effective_date=info.get("시행일자"),
@@ -145,8 +181,14 @@ def parse_law_json(data: dict, source: str = "") -> LawDoc:
     )
     tracker = PathTracker()
     units = (law.get("조문") or {}).get("조문단위")
-    for unit in as_list(units):
+    for i, unit in enumerate(as_list(units)):
+        where = f"법령.조문.조문단위[{i}]"
         if not isinstance(unit, dict):
+            doc.problems.append((where, f"expected an object, got {type(unit).__name__} (unit skipped)"))
+            continue
+        problem = _unit_problem(unit)
+        if problem:
+            doc.problems.append((f"{where}.{problem[0]}", f"{problem[1]} (unit skipped)"))
             continue
         body = flatten_text(unit.get("조문내용"))
         if unit.get("조문여부") == "전문":

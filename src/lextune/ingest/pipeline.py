@@ -272,6 +272,10 @@ def ingest_chunks(paths: list[str | Path], cfg: IngestConfig | None = None,
             produced: list[Chunk] = []
             for item in READERS[SUFFIX_READER[source.suffix]](source, cfg, summary):
                 if isinstance(item, LawDoc):
+                    for where, message in item.problems:
+                        if cfg.strict:
+                            raise InputFormatError(message, path=source.name, field=where)
+                        summary.errors.append(IngestError(source.name, where, message))
                     if not item.articles and not item.body:
                         raise StructureError("no articles found")
                     summary.documents[str(item.kind)] += 1
@@ -322,12 +326,28 @@ def _inputs_hash(paths: list[str | Path]) -> dict[str, str]:
     return out
 
 
+class NothingIngestedError(InputFormatError):
+    """Every input failed or held no text: no output is written, and the CLI exits non-zero."""
+
+    def __init__(self, message: str, summary: IngestSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 def ingest(paths: list[str | Path], out_dir: str | Path, cfg: IngestConfig | None = None,
            progress: Callable[[str], None] | None = None) -> IngestSummary:
     """Ingest sources into ``out_dir`` (chunks.jsonl, refs.jsonl, meta.json, config.yaml), atomically."""
     cfg = cfg or IngestConfig()
     start = time.perf_counter()
     chunks, summary = ingest_chunks(paths, cfg, progress)
+    if not chunks:
+        problems = "; ".join(f"{e.path}{':' + e.position if e.position else ''}: {e.message}"
+                             for e in summary.errors[:5])
+        raise NothingIngestedError(
+            (f"nothing was ingested: all {summary.files} inputs failed ({problems}"
+             + (f"; and {len(summary.errors) - 5} more" if len(summary.errors) > 5 else "") + ")")
+            if summary.errors else f"nothing was ingested: the {summary.files} inputs hold no text to chunk",
+            summary)
     edges = []
     if cfg.resolve_refs:
         edges, stats = resolve_refs(chunks)

@@ -143,6 +143,7 @@ class LawDoc:
     source: str = ""
     metadata: dict = field(default_factory=dict)
     body: str = ""  # text of a law without articles (a single-provision or repealing act)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (field path, message): units skipped
 
 
 def _deleted_line(text: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lextune.errors import ConfigError
 from lextune.index.bm25 import BM25Config
@@ -117,7 +117,12 @@ class RunConfig(BaseModel):
             bad = set(section) & (set(_PATHS) | {"base_model"})
             if bad:
                 raise ConfigError(f"{name}: {sorted(bad)} are set by the run (base_model is the top-level one)")
-            model.model_validate({**section, **_PATHS})
+            try:
+                model.model_validate({**section, **_PATHS})
+            except ValidationError as exc:  # name the section, as a YAML path, in the run's own error
+                first = exc.errors()[0]
+                where = ".".join([name, *(str(x) for x in first["loc"])])
+                raise ValueError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
         if self.reranker_init == "biencoder" and (self.train_biencoder is None or self.train_reranker is None):
             raise ConfigError("reranker_init: biencoder needs both train_biencoder and train_reranker")
         if self.targeted is not None and self.train_biencoder is None:

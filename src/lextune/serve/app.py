@@ -28,6 +28,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as _exc:  # pragma: no cover - depends on the install
     raise MissingExtraError(f'serving needs fastapi and uvicorn ({_exc}): pip install "lextune[serve]"') from _exc
 
@@ -313,6 +314,42 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+OPEN_PATHS = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+KEY_MESSAGE = "missing or invalid API key (Authorization: Bearer KEY or X-API-Key: KEY)"
+
+
+def key_matches(headers, api_key: str) -> bool:
+    """``Authorization: Bearer KEY`` (scheme in any case) or ``X-API-Key: KEY``, compared in constant time."""
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" and token.strip() else headers.get("x-api-key", "")
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), api_key.encode("utf-8", "surrogatepass"))
+
+
+class KeyFirst:
+    """ASGI middleware: the API key is checked before the body is read or validated, so that a caller
+    without the key learns nothing about the body (401, not 422) and costs no parsing."""
+
+    def __init__(self, app, api_key: str | None, open_paths: tuple[str, ...]) -> None:
+        self.app, self.api_key, self.open_paths = app, api_key, open_paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.api_key is None or scope.get("path", "") in self.open_paths:
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers
+
+        if key_matches(Headers(scope=scope), self.api_key):
+            return await self.app(scope, receive, send)
+        import json
+
+        body = json.dumps({"error": {"message": KEY_MESSAGE, "type": "authentication_error", "param": None,
+                                     "code": "invalid_api_key"}}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None, index=None):
     """The FastAPI app. Models may be passed in already loaded (tests, notebooks); else loaded from ``config``."""
     config = config or ServeConfig()
@@ -330,6 +367,7 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
                               "over Korean legal text.")
     app.state.lextune = state
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(KeyFirst, api_key=api_key, open_paths=OPEN_PATHS)  # added last: runs first
     bearer = HTTPBearer(auto_error=False, description="API key (also accepted as an X-API-Key header).")
 
     def error_response(err: ApiError) -> JSONResponse:
@@ -343,19 +381,37 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, err: RequestValidationError):
         first = err.errors()[0] if err.errors() else {}
+        if first.get("type") == "json_invalid":  # loc is ("body", character offset): not a field
+            offset = next((x for x in first.get("loc", ()) if isinstance(x, int)), None)
+            reason = (first.get("ctx") or {}).get("error") or first.get("msg", "invalid JSON")
+            return error_response(ApiError(400, f"the body is not valid JSON ({reason}"
+                                                + (f" at character {offset})" if offset is not None else ")"),
+                                           code="invalid_json"))
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         return JSONResponse(status_code=422, content={"error": {
             "message": f"{where or 'body'}: {first.get('msg', 'invalid request')}", "type": "invalid_request_error",
             "param": where or None, "code": "invalid_body"}})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, err: StarletteHTTPException):
+        codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+        message = err.detail if isinstance(err.detail, str) else "request refused"
+        if err.status_code == 400 and "parsing the body" in message:
+            message = "the body could not be parsed as JSON (not UTF-8, or nested too deeply)"
+        response = error_response(ApiError(err.status_code, message, code=codes.get(err.status_code, "http_error")))
+        for name, value in (getattr(err, "headers", None) or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_request: Request, _err: RecursionError):
+        return error_response(ApiError(400, "the body is nested too deeply", code="invalid_json"))
+
     async def check_key(request: Request,
                         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> None:
-        if api_key is None:
-            return
-        given = creds.credentials if creds else request.headers.get("x-api-key", "")
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise ApiError(401, "missing or invalid API key (Authorization: Bearer KEY or X-API-Key: KEY)",
-                           "authentication_error", code="invalid_api_key")
+        # KeyFirst has checked the key before the body was read; this declares it in the OpenAPI spec.
+        if api_key is not None and not key_matches(request.headers, api_key):
+            raise ApiError(401, KEY_MESSAGE, "authentication_error", code="invalid_api_key")
 
     def check_model(requested: str | None, served: str | None, what: str) -> str:
         if served is None:
@@ -365,6 +421,16 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
                            param="model", code="model_not_found")
         return served
 
+    def check_text(text: str, param: str) -> None:
+        """Text the tokenizers can take: JSON may carry lone surrogates (``"\\ud800"``) that are not
+        Unicode text and make the tokenizer (or Kiwi) raise; they get a 400 naming the field."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ApiError(400, f"{param} is not valid Unicode text: an unpaired surrogate "
+                                f"U+{ord(text[exc.start]):04X} at character {exc.start}", param=param,
+                           code="invalid_text") from None
+
     def check_texts(texts: list[str], most: int, what: str) -> None:
         if not texts:
             raise ApiError(400, f"{what} must not be empty", param=what)
@@ -372,6 +438,7 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
             raise ApiError(400, f"{len(texts)} {what} in one request; the limit is {most}", param=what,
                            code="too_many_inputs")
         for i, t in enumerate(texts):
+            check_text(t, f"{what}[{i}]")
             if len(t) > limits.max_chars:
                 raise ApiError(400, f"{what}[{i}] has {len(t)} characters; the limit is {limits.max_chars}",
                                param=f"{what}[{i}]", code="input_too_long")
@@ -428,6 +495,7 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
         """Cohere/Jina-shaped reranking: documents sorted by relevance to the query."""
         name = check_model(req.model, state.reranker_name if state.reranker else None, "reranker")
         docs = [d if isinstance(d, str) else d.text for d in req.documents]
+        check_text(req.query, "query")
         check_texts(docs + [req.query], limits.max_documents + 1, "documents")
         scored = await state.batchers["rerank"].submit([(req.query, d) for d in docs])
         order = sorted(range(len(docs)), key=lambda i: -scored[i][0])[: req.top_n or len(docs)]
@@ -444,6 +512,7 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
             raise ApiError(404, "this server was started without --index", code="index_not_loaded")
         if req.k > limits.max_k:
             raise ApiError(400, f"k={req.k} exceeds the limit {limits.max_k}", param="k")
+        check_text(req.query, "query")
         if len(req.query) > limits.max_chars:
             raise ApiError(400, f"query has {len(req.query)} characters; the limit is {limits.max_chars}",
                            param="query", code="input_too_long")

@@ -6,6 +6,7 @@ model thread, and hands every request its slice. All model work runs in one exec
 model is never called from two threads at once (2 CPU cores gain nothing from that anyway). With
 ``max_wait_ms=0`` (the service's default) batching is greedy: while the model runs a batch, new requests
 queue, and the next batch is everything queued (up to ``max_batch``); a lone request never waits.
+When a batch fails, its requests are run again one by one, so that only the culprit fails.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self.calls = 0
         self.items = 0
+        self.failed_batches = 0  # batches that failed and were retried request by request
         self.busy_s = 0.0  # seconds from a batch's hand-off to the model thread to its return, for /health
 
     async def submit(self, items: list[Any]) -> list[Any]:
@@ -63,10 +65,9 @@ class MicroBatcher:
             started = time.perf_counter()
             try:
                 results = await loop.run_in_executor(self.executor, self.fn, flat)
-            except Exception as exc:  # every request of the batch learns of the failure
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            except Exception as exc:
+                self.failed_batches += 1
+                await self._one_by_one(live, exc)
                 continue
             self.calls += 1
             self.items += len(flat)
@@ -76,6 +77,26 @@ class MicroBatcher:
                 if not fut.done():
                     fut.set_result(list(results[pos : pos + len(items)]))
                 pos += len(items)
+
+    async def _one_by_one(self, live: list[tuple[list[Any], asyncio.Future]], exc: Exception) -> None:
+        """A batch failed: run each request's items alone, so that only the request that caused the
+        failure gets it and its neighbours get their results (one bad input never fails another)."""
+        if len(live) == 1:
+            if not live[0][1].done():
+                live[0][1].set_exception(exc)
+            return
+        loop = asyncio.get_running_loop()
+        for items, fut in live:
+            if fut.done():
+                continue
+            try:
+                results = await loop.run_in_executor(self.executor, self.fn, items)
+            except Exception as own:
+                fut.set_exception(own)
+                continue
+            self.calls += 1
+            self.items += len(items)
+            fut.set_result(list(results))
 
     async def close(self) -> None:
         if self._worker is not None:

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 class LoraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
 
 
@@ -49,7 +49,7 @@ class EvalDuringTraining(BaseModel):
     max_queries: int = Field(300, ge=1)
     corpus_size: int = Field(5000, ge=0, description="Gold passages plus this many random distractors.")
     steps: int = Field(50, ge=1, description="Evaluate (and checkpoint) every this many steps.")
-    patience: int | None = Field(3, description="Stop after this many evaluations without gain; None: never.")
+    patience: int | None = Field(3, ge=1, description="Stop after this many evaluations without gain; None: never.")
 
 
 class BiEncoderTrainConfig(BaseModel):
@@ -74,15 +74,15 @@ class BiEncoderTrainConfig(BaseModel):
     train_layers: int | None = Field(None, ge=1, description="Train only the top N transformer layers (CPU recipe: "
                                      "backward stops below them); None: all.")
     eval: EvalDuringTraining | None = None
-    batch_size: int = 16
-    mini_batch_size: int = Field(8, description="cached_infonce only: the chunk that fits in memory.")
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_seq_length: int = 128
-    attention_dropout: float = Field(0.0, description="0 lets CPU attention use the fused kernel (see notes).")
+    batch_size: int = Field(16, ge=1)
+    mini_batch_size: int = Field(8, ge=1, description="cached_infonce only: the chunk that fits in memory.")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="-1: as many as the epochs take.")
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_seq_length: int = Field(128, ge=8)
+    attention_dropout: float = Field(0.0, ge=0, lt=1, description="0 lets CPU attention use the fused kernel (see notes).")
     gradient_checkpointing: bool = False
     layer_cache_gb: float = Field(1.0, ge=0, description="With train_layers: memory for the frozen bottom's "
                                   "outputs, computed once per text and reused across steps; 0: off.")
@@ -90,10 +90,10 @@ class BiEncoderTrainConfig(BaseModel):
     merge_lora: bool = False
     bf16: bool = False
     seed: int = 13
-    save_steps: int = 200
-    logging_steps: int = 10
+    save_steps: int = Field(200, ge=1)
+    logging_steps: int = Field(10, ge=1)
     resume: bool = True
-    max_examples: int | None = None
+    max_examples: int | None = Field(None, ge=1)
     device: str | None = None
     progress: bool = Field(True, description="Progress bar with loss and throughput.")
 

@@ -45,18 +45,18 @@ class RerankerTrainConfig(BaseModel):
     loss: Literal["listwise", "pairwise", "pointwise"] = "listwise"
     n_negatives: int = Field(3, ge=1)
     random_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of each epoch's negatives drawn at random.")
-    epochs: int = 1
-    max_steps: int = -1
-    batch_size: int = 8
-    learning_rate: float = 2e-5
-    max_length: int = 256
+    epochs: int = Field(1, ge=1)
+    max_steps: int = Field(-1, ge=-1, description="-1: as many as the epochs take.")
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(2e-5, gt=0)
+    max_length: int = Field(256, ge=8)
     lora: LoraSettings | None = None
     qlora: bool = Field(False, description="4-bit base weights through bitsandbytes (CUDA only).")
     freeze_embeddings: bool = Field(True, description="Keep the word embeddings fixed (CPU recipe).")
     train_layers: int | None = Field(None, ge=1, description="Train only the top N layers (+ head); None: all.")
     seed: int = 13
     save_steps: int = Field(200, ge=1, description="Checkpoint every N steps; a killed run resumes from the last.")
-    logging_steps: int = 10
+    logging_steps: int = Field(10, ge=1)
     resume: bool = True
     device: str | None = None
     bf16: bool = False
