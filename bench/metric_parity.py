@@ -35,6 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="*", help="TREC run files")
     ap.add_argument("--qrels", help="qrels of the runs (BEIR TSV or TREC)")
+    ap.add_argument("--run-queries-only", action="store_true",
+                    help="Judge only the queries the runs answer (a run of a sample of the qrels' queries).")
     ap.add_argument("--bm25", nargs="*", default=[], choices=list(DATASETS), help="BM25 (Kiwi) runs of these")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "metric_parity.json"))
     args = ap.parse_args()
@@ -47,7 +49,10 @@ def main() -> None:
         if not args.qrels:
             ap.error("--qrels is needed with run files")
         qrels = read_qrels(args.qrels)
-        cases += [(Path(r).name, qrels, read_trec_run(r)) for r in args.runs]
+        for r in args.runs:
+            run = read_trec_run(r)
+            judged = {q: d for q, d in qrels.items() if q in run} if args.run_queries_only else qrels
+            cases.append((Path(r).name, judged, run))
     for name in args.bm25:
         from lextune.index.bm25 import BM25Config, BM25Index
 

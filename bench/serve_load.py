@@ -8,6 +8,11 @@ Search is measured without reranking (the goal is for hybrid retrieval); /v1/rer
 Queries are koblex-dev's questions, used only as load. Prints a table, writes bench/results/serve_load.json.
 
     .venv/bin/python bench/serve_load.py [--index IDX] [--requests 200]
+    .venv/bin/python bench/serve_load.py --index IDX --poison 0.05 --concurrency 32   # the poison soak
+
+``--poison F`` mixes a share F of malformed requests into the load (lone surrogates, broken or wrongly
+typed JSON, numbers past float range, deep nesting): the clean requests must all succeed, the poisoned
+ones must all get a 4xx in the documented error shape; latency is of the clean ones.
 """
 
 from __future__ import annotations
@@ -29,30 +34,65 @@ from _corpora import DATASETS, REPO
 LEXTUNE = str(Path(sys.executable).parent / "lextune")
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-async def load(url: str, path: str, bodies: list[dict], concurrency: int, n: int) -> dict:
+POISON = {
+    "/v1/embeddings": [b'{"input": "\\ud800abc", "input_type": "query"}', b'{"input": ["ok", "\\udfff"]}',
+                       b'{"input": [1, 2]}', b'{"input": "a"', b'{"input": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+                       b'{"input": "a", "dimensions": 1e999}', b"\xff\xfe"],
+    "/v1/search": [b'{"query": "\\udfff", "k": 10}', b'{"query": "q", "k": 1e309}', b'{"query": ["q"]}',
+                   b'{"query": "q", "k": 10', b"[" * 3000 + b"]" * 3000, b"null"],
+    "/v1/rerank": [b'{"query": "\\ud83d", "documents": ["d"]}', b'{"query": "q", "documents": [{"text": "\\udc00"}]}',
+                   b'{"query": "q", "documents": "abc"}', b'{"query": "q", "documents": ["a"], "top_n": -1}'],
+}
+
+
+async def load(url: str, path: str, bodies: list[dict], concurrency: int, n: int, poison: float = 0.0) -> dict:
+    """``n`` requests at ``concurrency``; with ``poison`` a share of them malformed (every 1/poison-th)."""
     import httpx
 
     lat: list[float] = []
     errors: dict[str, int] = {}
+    poisoned: dict[str, int] = {}
+    every = round(1 / poison) if poison > 0 else 0
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120,
                                  limits=httpx.Limits(max_connections=concurrency + 4)) as client:
         async def one(i: int) -> None:
+            bad = every and i % every == every - 1
             async with sem:
                 t = time.perf_counter()
                 try:
+                    if bad:
+                        bodies_bad = POISON[path]
+                        r = await client.post(path, content=bodies_bad[(i // every) % len(bodies_bad)],
+                                              headers={"content-type": "application/json"})
+                        shaped = r.status_code in (400, 413, 422) and set(r.json()) == {"error"}
+                        key = str(r.status_code) if shaped else f"undocumented {r.status_code}"
+                        poisoned[key] = poisoned.get(key, 0) + 1
+                        return
                     r = await client.post(path, json=bodies[i % len(bodies)])
                     if r.status_code != 200:
                         errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
                 except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                lat.append(time.perf_counter() - t)
+                    target = poisoned if bad else errors
+                    target[type(exc).__name__] = target.get(type(exc).__name__, 0) + 1
+                if not bad:
+                    lat.append(time.perf_counter() - t)
 
         await one(0)  # warm-up, not counted
         lat.clear()
@@ -60,9 +100,12 @@ async def load(url: str, path: str, bodies: list[dict], concurrency: int, n: int
         await asyncio.gather(*(one(i) for i in range(n)))
         wall = time.perf_counter() - t0
     ms = np.array(lat) * 1000
-    return {"requests": n, "concurrency": concurrency, "wall_s": wall, "throughput_rps": n / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "errors": sum(errors.values()), "error_kinds": errors}
+    out = {"requests": n, "concurrency": concurrency, "wall_s": wall, "throughput_rps": n / wall,
+           "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+           "errors": sum(errors.values()), "error_kinds": errors}
+    if every:
+        out.update(poisoned=sum(poisoned.values()), poisoned_answers=poisoned, clean=len(lat))
+    return out
 
 
 def main() -> None:
@@ -74,8 +117,11 @@ def main() -> None:
                     help="How the service runs the embedding model (ServeConfig.backend).")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="More ServeConfig settings, KEY=VALUE.")
     ap.add_argument("--endpoints", nargs="+", default=["/v1/embeddings", "/v1/search", "/v1/rerank"])
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "serve_load.json"))
+    ap.add_argument("--poison", type=float, default=0.0, help="Share of malformed requests mixed in (0.05 = 5%%).")
+    ap.add_argument("--out", default=None, help="Default bench/results/serve_load.json (-poison.json with --poison).")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = str(REPO / "bench" / "results" / ("serve_load-poison.json" if args.poison else "serve_load.json"))
 
     from lextune.models.bundled import bundled_model_dir
     from lextune.runs import load_beir
@@ -125,16 +171,17 @@ def main() -> None:
                     n = args.requests if c > 1 else max(30, args.requests // 4)
                     if path == "/v1/rerank":
                         n = max(20, n // 4)
-                    row = {"endpoint": path, **asyncio.run(load(url, path, bodies, c, n))}
+                    row = {"endpoint": path, **asyncio.run(load(url, path, bodies, c, n, args.poison))}
                     rows.append(row)
+                    extra = (f"  poisoned {row['poisoned']} -> {row['poisoned_answers']}" if args.poison else "")
                     print(f"{path:16s} c={c:2d} n={n:4d}  {row['throughput_rps']:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms"
-                          f"  p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)
+                          f"  p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}{extra}", flush=True)
         finally:
             server.terminate()
             server.wait(30)
     result = {"benchmark": "serve_load", "date": time.strftime("%Y-%m-%d"), "index": args.index or "koblex-dev (16,463 passages)",
-              "model": "bundled:multilingual-e5-small", "backend": backend, "settings": args.sets,
-              "machine": "2-core AMD EPYC VM (AVX2), load generator on the same cores", "rows": rows}
+              "model": "bundled:multilingual-e5-small", "backend": backend, "settings": args.sets, "poison": args.poison,
+              "machine": f"{os.cpu_count()} cores, {_cpu_model()}, load generator on the same cores", "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
 

@@ -164,9 +164,9 @@ def test_blend_gain_p_by_hand():
 def test_config_errors_name_the_problem(tmp_path):
     from lextune.pipeline import RunConfig, run_pipeline
 
-    with pytest.raises(ConfigError, match="set by the run"):
+    with pytest.raises(pydantic.ValidationError, match="set by the run"):
         RunConfig.model_validate({**tiny_config(tmp_path), "train_biencoder": {"train_file": "x"}})
-    with pytest.raises(ConfigError, match="targeted"):
+    with pytest.raises(pydantic.ValidationError, match="targeted"):
         RunConfig.model_validate({**tiny_config(tmp_path), "train_biencoder": None})
     with pytest.raises(pydantic.ValidationError, match="rerank_weight"):
         RunConfig.model_validate({**tiny_config(tmp_path), "eval": {"rerank_weight": 1.5}})
@@ -188,7 +188,7 @@ def test_a_reranker_started_from_the_biencoder_is_retrained_when_the_biencoder_c
     assert reranker_key("base", "b1") == reranker_key("base", "b2")  # only the mined data matter
     assert reranker_key("biencoder", "b1") != reranker_key("biencoder", "b2")
     assert reranker_key("biencoder", "b1") != reranker_key("base", "b1")
-    with pytest.raises(ConfigError, match="reranker_init: biencoder needs"):
+    with pytest.raises(pydantic.ValidationError, match="reranker_init: biencoder needs"):
         RunConfig.model_validate({**tiny_config(tmp_path), "reranker_init": "biencoder", "train_biencoder": None,
                                   "targeted": None})
 

@@ -348,17 +348,55 @@ def test_openapi_fuzz_gives_no_server_errors(served):
 
     schema = schemathesis.openapi.from_url(served["url"] + "/openapi.json")
     headers = {"Authorization": f"Bearer {KEY}"}
-    ran = 0
+    ran = cases = 0
     for result in schema.get_all_operations():
         operation = result.ok()
 
         @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case):
+            nonlocal cases
+            cases += 1
             response = case.call(base_url=served["url"], headers=headers, timeout=60)
             case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
                                                      response_schema_conformance], headers=headers)
+            if response.status_code >= 400:
+                _documented_error(response)
 
         check()
         ran += 1
     assert ran == 5
+    print(f"schemathesis: {cases} cases over {ran} operations, no response outside the documented shape")
+
+
+def _documented_error(response) -> None:
+    assert response.status_code in (400, 401, 404, 405, 413, 422), response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+HOSTILE = [
+    b'{"input": "\\ud800abc"}', b'{"input": ["a", "\\udfff"]}', b'{"query": "\\udfff"}',
+    b'{"query": "q", "documents": ["\\ud800"]}', b'{"query": "q", "k": 1e309}', b'{"query": "q", "k": 1' + b"0" * 400 + b"}",
+    b'{"input": "a", "dimensions": -1' + b"0" * 40 + b"}", b'{"query": "q", "top_n": 99999999999999999999}',
+    b"[" * 5000 + b"]" * 5000, b'{"input": ' + b"[" * 3000 + b"]" * 3000 + b"}", b"null", b"[]", b'"text"', b"{}",
+    b'{"input": null}', b'{"query": ["a"]}', b'{"query": {"$gt": ""}}', b"\xff\xfe\x00", b"", b'{"input": "a"',
+    b'{"input": "a", "encoding_format": "base85"}', b'{"query": "q", "rerank": "yes"}', b'{"documents": "abc", "query": 1}',
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/v1/rerank", "/v1/search"])
+def test_hostile_bodies_get_a_documented_error_or_an_answer(served, path):
+    """Surrogates, numbers past float range, deep nesting, wrong JSON types: never a 5xx, never a shape
+    the API does not document."""
+    for body in HOSTILE:
+        for headers in ({"Authorization": f"Bearer {KEY}"}, {}):
+            r = httpx.post(served["url"] + path, content=body, timeout=60,
+                           headers={**headers, "content-type": "application/json"})
+            if r.status_code == 200:
+                assert headers, "answered without the key"
+                continue
+            _documented_error(r)
+            if not headers:
+                assert r.status_code == 401

@@ -81,8 +81,17 @@ def parse_cited_provisions(text: str) -> list[dict]:
     return out
 
 
+_PRECEDENT_TEXT_FIELDS = ("판례일련번호", "사건번호", "선고일자", "법원명", "판결유형", "사건명", "참조조문", "참조판례",
+                          "판시사항", "판결요지", "판례내용", "판결본문")
+
+
 def precedent_chunks(obj: dict, opts: DocOptions) -> list[Chunk]:
     """One court decision: 판시사항, 판결요지 and the body as separate chunks; 참조조문 parsed."""
+    for key in _PRECEDENT_TEXT_FIELDS:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str) and not (
+                key in ("판례일련번호", "선고일자") and isinstance(value, int) and not isinstance(value, bool)):
+            raise ValueError(f"field {key!r} must be text, got {type(value).__name__}")
     pid = str(obj.get("판례일련번호") or obj.get("사건번호") or "").strip()
     if not pid:
         raise ValueError("missing field '판례일련번호'")

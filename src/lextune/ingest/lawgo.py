@@ -78,8 +78,26 @@ def _unit_problem(unit: dict) -> tuple[str, str] | None:
 
 def _content(value: Any) -> str | None:
     if isinstance(value, dict):
-        return value.get("content")
+        value = value.get("content")
     return value if isinstance(value, str) else None
+
+
+def _obj(value: Any, where: str) -> dict:
+    """An object field (absent or empty: ``{}``); another type is a StructureError naming the field."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise StructureError(f"'{where}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def _opt_text(value: Any, where: str) -> str | None:
+    """A short text field such as a date or a ministry (a number is read as its digits)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise StructureError(f"'{where}' must be text, got {type(value).__name__}")
+    return str(value)
 
 
 class PathTracker:
@@ -160,9 +178,7 @@ def parse_law_json(data: dict, source: str = "") -> LawDoc:
     law = data.get("법령")
     if not isinstance(law, dict):
         raise StructureError("missing object '법령'")
-    info = law.get("기본정보") or {}
-    if not isinstance(info, dict):
-        raise StructureError(f"'법령.기본정보' must be an object, got {type(info).__name__}")
+    info = _obj(law.get("기본정보"), "법령.기본정보")
     name = info.get("법령명_한글")
     if not isinstance(name, str) or not name.strip():
         raise StructureError("missing field '법령.기본정보.법령명_한글'" if not name else
@@ -175,12 +191,12 @@ def parse_law_json(data: dict, source: str = "") -> LawDoc:
         doc_id=str(law_id or Path(source).stem),
         name=name,
         kind=doc_kind_from(_content(info.get("법종구분")), name),
-        effective_date=info.get("시행일자"),
+        effective_date=_opt_text(info.get("시행일자"), "법령.기본정보.시행일자"),
         ministry=_content(info.get("소관부처")),
         source=source,
     )
     tracker = PathTracker()
-    units = (law.get("조문") or {}).get("조문단위")
+    units = _obj(law.get("조문"), "법령.조문").get("조문단위")
     for i, unit in enumerate(as_list(units)):
         where = f"법령.조문.조문단위[{i}]"
         if not isinstance(unit, dict):
@@ -219,7 +235,7 @@ def parse_law_json(data: dict, source: str = "") -> LawDoc:
             art.paragraphs.append(Paragraph(None, art_text, items))
             art.deleted = is_deleted(art_text) and not items
         doc.articles.append(art)
-    for i, add in enumerate(as_list((law.get("부칙") or {}).get("부칙단위")), start=1):
+    for i, add in enumerate(as_list(_obj(law.get("부칙"), "법령.부칙").get("부칙단위")), start=1):
         if not isinstance(add, dict):
             continue
         text, _ = clean_text(flatten_text(add.get("부칙내용")))
@@ -284,21 +300,24 @@ def parse_admin_rule_json(data: dict, source: str = "") -> LawDoc:
     svc = data.get("AdmRulService")
     if not isinstance(svc, dict):
         raise StructureError("missing object 'AdmRulService'")
-    info = svc.get("행정규칙기본정보") or {}
-    name = (info.get("행정규칙명") or "").strip()
+    info = _obj(svc.get("행정규칙기본정보"), "AdmRulService.행정규칙기본정보")
+    name = (_opt_text(info.get("행정규칙명"), "AdmRulService.행정규칙기본정보.행정규칙명") or "").strip()
     if not name:
         raise StructureError("missing field 'AdmRulService.행정규칙기본정보.행정규칙명'")
+    where = "AdmRulService.행정규칙기본정보."
     doc = LawDoc(
-        doc_id=f"adm{info.get('행정규칙ID') or Path(source).stem}",
+        doc_id=f"adm{_opt_text(info.get('행정규칙ID'), where + '행정규칙ID') or Path(source).stem}",
         name=name,
         kind=DocKind.ADMIN_RULE,
-        effective_date=info.get("시행일자"),
-        ministry=info.get("소관부처명"),
+        effective_date=_opt_text(info.get("시행일자"), where + "시행일자"),
+        ministry=_opt_text(info.get("소관부처명"), where + "소관부처명"),
         source=source,
-        metadata={"rule_type": info.get("행정규칙종류")},
+        metadata={"rule_type": _opt_text(info.get("행정규칙종류"), where + "행정규칙종류")},
     )
     tracker = PathTracker()
     circled_split = re.compile(f"(?:(?<=\\s)|^)([{CIRCLED}])")
+    if not _is_text(svc.get("조문내용")):
+        raise StructureError(f"'AdmRulService.조문내용' must be text, got {type(svc.get('조문내용')).__name__}")
     for text in _admin_rule_units(svc.get("조문내용")):
         m = ARTICLE_HEAD_RE.match(text)
         if not m:
@@ -330,16 +349,19 @@ def parse_admin_rule_json(data: dict, source: str = "") -> LawDoc:
             art.paragraphs.append(Paragraph(None, lead, items))
             art.deleted = is_deleted(lead.replace(" ", "")) and not items
         doc.articles.append(art)
-    add = svc.get("부칙") or {}
+    add = _obj(svc.get("부칙"), "AdmRulService.부칙")
     for i, text in enumerate(as_list(add.get("부칙내용")), start=1):
         body, _ = clean_text(flatten_text(text))
         if body:
             doc.blocks.append(Block("addendum", f"add{i}", body.split("\n", 1)[0][:60], body))
-    for i, tbl in enumerate(as_list((svc.get("별표") or {}).get("별표단위")), start=1):
+    for i, tbl in enumerate(as_list(_obj(svc.get("별표"), "AdmRulService.별표").get("별표단위")), start=1):
         if not isinstance(tbl, dict):
             continue
         body, _ = clean_text(flatten_text(tbl.get("별표내용")))
-        title = f"별표 {int(tbl.get('별표번호') or i)} {tbl.get('별표제목') or ''}".strip()
+        number = str(tbl.get("별표번호") or i).strip()
+        label = str(int(number)) if number.isdigit() else number
+        heading = tbl.get("별표제목") if isinstance(tbl.get("별표제목"), str) else ""
+        title = f"별표 {label} {heading}".strip()
         if body:
             doc.blocks.append(Block("appendix", f"t{i}", title, body))
     return doc

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lextune.errors import ConfigError
 from lextune.index.bm25 import BM25Config
 from lextune.ingest.pipeline import IngestConfig
 from lextune.mine import MineConfig
@@ -116,7 +115,7 @@ class RunConfig(BaseModel):
                 continue
             bad = set(section) & (set(_PATHS) | {"base_model"})
             if bad:
-                raise ConfigError(f"{name}: {sorted(bad)} are set by the run (base_model is the top-level one)")
+                raise ValueError(f"{name}: {sorted(bad)} are set by the run (base_model is the top-level one)")
             try:
                 model.model_validate({**section, **_PATHS})
             except ValidationError as exc:  # name the section, as a YAML path, in the run's own error
@@ -124,7 +123,7 @@ class RunConfig(BaseModel):
                 where = ".".join([name, *(str(x) for x in first["loc"])])
                 raise ValueError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
         if self.reranker_init == "biencoder" and (self.train_biencoder is None or self.train_reranker is None):
-            raise ConfigError("reranker_init: biencoder needs both train_biencoder and train_reranker")
+            raise ValueError("reranker_init: biencoder needs both train_biencoder and train_reranker")
         if self.targeted is not None and self.train_biencoder is None:
-            raise ConfigError("targeted continues the bi-encoder: it needs train_biencoder")
+            raise ValueError("targeted continues the bi-encoder: it needs train_biencoder")
         return self
