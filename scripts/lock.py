@@ -18,7 +18,9 @@ from importlib import metadata
 from pathlib import Path
 
 LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
-_IGNORED = re.compile(r"^(torch|triton|lextune|pip|setuptools|wheel|nvidia-.*|cuda-.*)$")
+# Not locked: torch's build (the Makefile's TORCH_SPEC or the user's own) and what a GPU build brings, the `gpu`
+# extra (bitsandbytes: CUDA only, cannot be tested here), lextune itself and pip's own tools.
+_IGNORED = re.compile(r"^(torch|triton|bitsandbytes|lextune|pip|setuptools|wheel|nvidia-.*|cuda-.*)$")
 
 
 def normalize(name: str) -> str:

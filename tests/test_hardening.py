@@ -99,6 +99,11 @@ def test_run_checks_every_section_before_any_stage(tmp_path):
     cfg.write_text(f"inputs: [{LAW}]\nrun_dir: {tmp_path / 'run'}\ntrain_reranker:\n  learning_rate: 0\n",
                    encoding="utf-8")
     _failed_cleanly(runner.invoke(app, ["run", str(cfg)]), "train_reranker.learning_rate")
+    for section, needle in (("mine: {range_start: 30, range_end: 20}", "range_start (30) must be below"),
+                            ("bm25: {b: 2}", "bm25.b"), ("eval: {rrf_k: 0}", "eval.rrf_k")):
+        cfg.write_text(f"inputs: [{LAW}]\nrun_dir: {tmp_path / 'run'}\n{section}\n", encoding="utf-8")
+        _failed_cleanly(runner.invoke(app, ["run", str(cfg)]), needle)
+    assert not (tmp_path / "run").exists()
 
 
 def test_wrong_value_types_in_law_json_are_reported_and_the_rest_ingested(tmp_path):

@@ -18,8 +18,8 @@ class BM25Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    k1: float = 1.2
-    b: float = 0.75
+    k1: float = Field(1.2, ge=0)
+    b: float = Field(0.75, ge=0, le=1)
     method: str = "lucene"
     batch_size: int = 512
 

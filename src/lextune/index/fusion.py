@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.errors import MissingExtraError
 from lextune.runs import Run
@@ -19,7 +19,7 @@ class FusionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["rrf", "wsum"] = "rrf"
-    rrf_k: int = 60
+    rrf_k: int = Field(60, ge=1)
     weights: list[float] | None = None
     norm: Literal["min-max", "max", "sum", "zmuv", "rank", "borda"] = "min-max"
 

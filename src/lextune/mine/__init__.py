@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lextune.artifacts import make_meta, write_json_atomic
 from lextune.errors import ConfigError, InputFormatError
@@ -33,22 +33,28 @@ from lextune.runs import query_ignore, read_qrels
 class MineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bm25_depth: int = 50
-    dense_depth: int = 50
+    bm25_depth: int = Field(50, ge=0)
+    dense_depth: int = Field(50, ge=0)
     scorer: Literal["dense", "reranker"] = "dense"
     reranker: RerankConfig | None = None
     n_negatives: int = Field(7, ge=1)
     selection: Literal["top", "range"] = "top"
     skip_top: int = Field(0, ge=0, description="With 'top': ignore this many best candidates first.")
-    range_start: int = 10
-    range_end: int = 50
+    range_start: int = Field(10, ge=0)
+    range_end: int = Field(50, ge=1)
     random_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of negatives drawn from the whole corpus.")
     exclude_siblings: bool = True
     exclude_cited: bool = True
     max_score_ratio: float | None = Field(0.95, description="Drop candidates above this share of the positive's score.")
     min_margin: float | None = Field(None, description="Drop candidates within this absolute margin of the positive.")
-    batch_size: int = 256
+    batch_size: int = Field(256, ge=1)
     seed: int = 13
+
+    @model_validator(mode="after")
+    def _range_order(self) -> MineConfig:
+        if self.range_start >= self.range_end:
+            raise ValueError(f"range_start ({self.range_start}) must be below range_end ({self.range_end})")
+        return self
 
 
 @dataclass

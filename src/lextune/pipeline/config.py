@@ -50,7 +50,7 @@ class EvalStageConfig(BaseModel):
     weight_queries: int = Field(100, ge=1, description="Synthetic validation queries that choose an auto weight.")
     weight_max_p: float = Field(0.05, gt=0, le=1, description="An auto weight above 0 is kept only when its "
                                 "validation gain over the first stage passes a paired t-test at this p (1: always).")
-    rrf_k: int = 60
+    rrf_k: int = Field(60, ge=1)
     report: bool = True
 
 

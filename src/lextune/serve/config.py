@@ -45,7 +45,7 @@ class ServeConfig(BaseModel):
         "passages and the index stay the embedding model's.")
     reranker: str | None = Field(None, description="Cross-encoder spec for /v1/rerank and reranked search.")
     reranker_name: str | None = None
-    reranker_max_length: int = 512
+    reranker_max_length: int = Field(512, ge=8)
     index: str | None = Field(None, description="Index folder for /v1/search (lextune index build).")
     rerank_depth: int = Field(50, ge=1, description="Search hits the reranker re-scores.")
     search_depth: int = Field(100, ge=1, description="Hits taken from each retriever before fusion.")

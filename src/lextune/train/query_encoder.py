@@ -69,16 +69,16 @@ class QueryEncoderConfig(BaseModel):
     max_seq_length: int = Field(192, ge=8, description="Tokens the student reads in training (the longest "
                                 "corpus spans fit).")
     validation_fraction: float = Field(0.05, ge=0.0, lt=1.0)
-    batch_size: int = 64
-    epochs: float = 2.0
-    max_steps: int = -1
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
+    batch_size: int = Field(64, ge=1)
+    epochs: float = Field(2.0, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="-1: as many as the epochs take.")
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
     teacher_backend: Backend = Field("auto", description="How the teacher encodes the targets (auto: ONNX on CPU).")
     seed: int = 13
-    save_steps: int = 200
-    logging_steps: int = 20
+    save_steps: int = Field(200, ge=1)
+    logging_steps: int = Field(20, ge=1)
     resume: bool = True
     device: str | None = None
     progress: bool = True
