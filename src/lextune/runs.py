@@ -39,15 +39,19 @@ def _text_lines(path: str | Path):
     """``(line number, line)`` of a UTF-8 text file; a missing, unreadable or non-UTF-8 file is an
     InputFormatError naming the path (and the line that is not UTF-8)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below; only opening becomes a message here
     except OSError as exc:
         raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from exc
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        try:
-            yield lineno, line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputFormatError(f"not UTF-8 text (byte {exc.start + 1})", path=str(path), line=lineno) from exc
+    lineno = 0
+    with f:
+        for chunk in f:  # streamed; splitlines() also ends a line at a lone "\r", as text mode did
+            for line in chunk.splitlines():
+                lineno += 1
+                try:
+                    yield lineno, line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputFormatError(f"not UTF-8 text (byte {exc.start + 1})", path=str(path),
+                                           line=lineno) from exc
 
 
 def read_trec_run(path: str | Path, stats: dict[str, int] | None = None) -> Run:

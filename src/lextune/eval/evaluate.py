@@ -10,10 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from lextune.errors import ConfigError, InputFormatError, MissingExtraError
-from lextune.eval.metrics import FAMILIES, parse_metric, per_query_metrics
+from lextune.eval.metrics import FAMILIES, Family, judged_queries, parse_metric, per_query_metrics
 from lextune.runs import Qrels, Run
-
-Family = Literal["hit_rate", "mrr", "map", "ndcg", "recall", "precision"]
 
 
 class EvalConfig(BaseModel):
@@ -113,7 +111,7 @@ def clean_inputs(qrels: Qrels, runs: dict[str, Run], query_ids: set[str] | None 
                  duplicates: dict[str, int] | None = None) -> tuple[Qrels, dict[str, Run], InputReport]:
     """Align qrels and runs on the judged queries and count everything that was left out."""
     report = InputReport(run_duplicate_docs=dict(duplicates or {}))
-    judged = {q: {d: r for d, r in docs.items()} for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    judged = judged_queries(qrels)
     if query_ids is not None:
         report.qrels_unknown_queries = sum(1 for q in judged if q not in query_ids)
         judged = {q: d for q, d in judged.items() if q in query_ids}

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Literal, get_args
 
 from lextune.errors import ConfigError
 from lextune.runs import Qrels, Run, canonical_ranking
 
-FAMILIES = ("hit_rate", "mrr", "map", "ndcg", "recall", "precision")
+Family = Literal["hit_rate", "mrr", "map", "ndcg", "recall", "precision"]
+FAMILIES: tuple[str, ...] = get_args(Family)
 DEFAULT_METRICS = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
 _NAME = re.compile(r"^(?P<family>[a-z_]+)(?:@(?P<k>\d+))?$")
 
