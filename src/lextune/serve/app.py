@@ -303,15 +303,20 @@ class BodyLimit:
         await self.app(scope, limited_receive, guarded_send)
 
     async def _refuse(self, send) -> None:
-        import json
+        await send_error(send, 413, f"request body exceeds {self.max_bytes} bytes", "invalid_request_error",
+                         "body_too_large", [(b"connection", b"close")])
 
-        body = json.dumps({"error": {"message": f"request body exceeds {self.max_bytes} bytes",
-                                     "type": "invalid_request_error", "param": None,
-                                     "code": "body_too_large"}}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+
+async def send_error(send, status: int, message: str, type_: str, code: str,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """An error in the API's one shape, sent from ASGI middleware (before FastAPI has the request)."""
+    import json
+
+    body = json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 OPEN_PATHS = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
@@ -340,14 +345,8 @@ class KeyFirst:
 
         if key_matches(Headers(scope=scope), self.api_key):
             return await self.app(scope, receive, send)
-        import json
-
-        body = json.dumps({"error": {"message": KEY_MESSAGE, "type": "authentication_error", "param": None,
-                                     "code": "invalid_api_key"}}).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"www-authenticate", b"Bearer")]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 401, KEY_MESSAGE, "authentication_error", "invalid_api_key",
+                         [(b"www-authenticate", b"Bearer")])
 
 
 def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None, index=None):
