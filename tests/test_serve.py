@@ -199,39 +199,49 @@ def test_poison_requests_do_not_fail_their_neighbours(served):
         assert {f.result().status_code for f in bad} == {400}
 
 
-def test_a_failing_batch_is_retried_one_request_at_a_time():
-    """The batcher's own guarantee, whatever slips past the edge checks: only the culprit fails."""
+def _held_batches(fn, first, rest, max_batch):
+    """Submit ``first``; while ``fn`` holds the model on it, queue ``rest``; then release. Returns every
+    request's result (or exception), the item lists ``fn`` was called with, and the batcher."""
     import asyncio
 
     from lextune.serve.batcher import MicroBatcher
 
     release = threading.Event()
-    calls: list[list[str]] = []
+    calls: list[list] = []
 
-    def fn(items):
+    def held(items):
         calls.append(list(items))
         if len(calls) == 1:
-            release.wait(10)
+            release.wait(10)  # the first (lone) request holds the model while the others queue
+        return fn(items)
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(held, pool, max_batch=max_batch, max_wait_ms=0)
+            head = asyncio.create_task(batcher.submit(first))
+            while not calls:
+                await asyncio.sleep(0.001)
+            tail = [asyncio.create_task(batcher.submit(items)) for items in rest]
+            await asyncio.sleep(0.05)
+            release.set()
+            out = await asyncio.gather(head, *tail, return_exceptions=True)
+            await batcher.close()
+            return out, batcher
+
+    out, batcher = asyncio.run(scenario())
+    return out, calls, batcher
+
+
+def test_a_failing_batch_is_retried_one_request_at_a_time():
+    """The batcher's own guarantee, whatever slips past the edge checks: only the culprit fails."""
+    def fn(items):
         if "bad" in items:
             raise ValueError("cannot take 'bad'")
         return [x.upper() for x in items]
 
-    async def scenario():
-        with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(fn, pool, max_batch=16, max_wait_ms=0)
-            first = asyncio.create_task(batcher.submit(["a"]))
-            while not calls:
-                await asyncio.sleep(0.001)
-            rest = [asyncio.create_task(batcher.submit(items)) for items in (["b", "c"], ["bad"], ["d"])]
-            await asyncio.sleep(0.05)
-            release.set()
-            out = await asyncio.gather(first, *rest, return_exceptions=True)
-            await batcher.close()
-            return out, batcher.failed_batches
-
-    (a, bc, bad, d), failed = asyncio.run(scenario())
+    (a, bc, bad, d), calls, batcher = _held_batches(fn, ["a"], [["b", "c"], ["bad"], ["d"]], max_batch=16)
     assert a == ["A"] and bc == ["B", "C"] and d == ["D"]
-    assert isinstance(bad, ValueError) and failed == 1
+    assert isinstance(bad, ValueError) and batcher.failed_batches == 1
     assert calls == [["a"], ["b", "c", "bad", "d"], ["b", "c"], ["bad"], ["d"]]
 
 
@@ -308,33 +318,7 @@ def test_health_counts_batches_and_faiss_runs_single_threaded_in_the_model_threa
 
 
 def test_greedy_batching_takes_what_queued_while_the_model_ran():
-    import asyncio
-
-    from lextune.serve.batcher import MicroBatcher
-
-    release = threading.Event()
-    calls: list[list[int]] = []
-
-    def fn(items):
-        calls.append(list(items))
-        if len(calls) == 1:
-            release.wait(10)  # the first (lone) request holds the model while the others queue
-        return [x * 10 for x in items]
-
-    async def scenario():
-        with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(fn, pool, max_batch=4, max_wait_ms=0)
-            first = asyncio.create_task(batcher.submit([0]))
-            while not calls:
-                await asyncio.sleep(0.001)
-            rest = [asyncio.create_task(batcher.submit([i])) for i in range(1, 7)]
-            await asyncio.sleep(0.05)
-            release.set()
-            out = await asyncio.gather(first, *rest)
-            await batcher.close()
-            return out
-
-    out = asyncio.run(scenario())
+    out, calls, _ = _held_batches(lambda items: [x * 10 for x in items], [0], [[i] for i in range(1, 7)], max_batch=4)
     assert out == [[i * 10] for i in range(7)]
     assert calls == [[0], [1, 2, 3, 4], [5, 6]]  # alone at once; then what queued, max_batch at a time
 
