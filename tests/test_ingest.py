@@ -84,8 +84,10 @@ def test_precedents_and_documents():
     assert c["prec1001:holding"].kind == "precedent_holding"
     assert c["prec1001:issues"].title.startswith("대법원 2021. 3. 11. 선고 2020다1234 판결")
     cited = c["prec1001:issues"].metadata["cited_provisions"]
-    assert {"law": "테스트금융법", "article": "2의2", "paragraph": 1, "group": 1} in cited
-    assert {"law": "민법", "article": "750", "paragraph": None, "group": 2} in cited
+    assert {"law": "테스트금융법", "article": "2의2", "paragraph": 1, "item": None, "group": 1, "groups": [1],
+            "old": False} in cited
+    assert {(x["law"], x["article"], x["paragraph"], x["group"]) for x in cited} == {
+        ("테스트금융법", "2의2", 1, 1), ("민법", "750", None, 2), ("테스트금융법", "4", None, 2)}
     assert [c["약관:s1"].path, c["약관:s2"].text] == [["예금거래 기본약관", "제1장 통칙"], "현금으로 입금할 수 있다."]
 
 

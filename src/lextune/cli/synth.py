@@ -13,7 +13,10 @@ from lextune.cli.common import console, out, setup_logging, user_errors
 def synth_cmd(
     chunks: Path = typer.Option(..., "--chunks", help="An ingest output folder."),
     out_dir: Path = typer.Option(..., "--out", "-o"),
-    generator: list[str] = typer.Option([], "--generator", "-g", help="llm, title, ict or refs; repeatable."),
+    generator: list[str] = typer.Option([], "--generator", "-g", help=(
+        "llm, title, ict, question, refs, precedents or holdings; repeatable.")),
+    precedents: list[Path] = typer.Option([], "--precedents", help=(
+        "Court decisions (law.go.kr precedent JSON/JSONL, gzip too) for -g precedents / -g holdings; repeatable.")),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML SynthConfig (or its 'synth' section)."),
     overrides: list[str] = typer.Option([], "--set", help="e.g. --set llm.model=solar-pro2 --set max_chunks=500"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for --generator llm."),
@@ -28,6 +31,8 @@ def synth_cmd(
         values: dict = {}
         if generator:
             values["generators"] = generator
+        if precedents:
+            values["precedents"] = [str(p) for p in precedents]
         if base_url or model:
             values["llm"] = {k: v for k, v in (("base_url", base_url), ("model", model)) if v}
         cfg = load_config(SynthConfig, config, overrides, **values)
@@ -50,6 +55,11 @@ def synth_cmd(
         table.add_row(g, str(n), str(summary.kept.get(g, 0)))
     out.print(table)
     out.print(f"dropped: {summary.filters.dropped or 'none'}")
+    for kind, s in summary.precedents.items():
+        out.print(f"{kind}: {s['decisions']} decisions, {s['items']} items -> {s['queries']} queries, "
+                  f"{s['resolved']}/{s['citations']} citations resolved; dropped: "
+                  + ", ".join(f"{r} {n}" for r, n in s["dropped"].items())
+                  + (f"; {s['bad_records']} bad records skipped" if s["bad_records"] else ""))
     out.print(f"train {summary.train_queries} queries ({summary.train_docs} documents), "
               f"dev {summary.dev_queries} queries ({summary.dev_docs} documents)")
     if summary.llm:

@@ -56,28 +56,21 @@ def _chunk(cid: str, doc_id: str, kind: ChunkKind, title: str, text: str, opts: 
     return Chunk(id=cid, doc_id=doc_id, kind=kind, title=title, text=text, contents=contents, **kw)
 
 
-_CITED_GROUP = re.compile(r"\[\d+\]")
-
-
 def parse_cited_provisions(text: str) -> list[dict]:
-    """``[1] 형법 제355조 제1항, 제356조 / [2] ...`` -> [{law, article, paragraph, group}, ...]."""
+    """``[1] 형법 제355조 제1항, 제356조 / [2] ...`` -> [{law, article, paragraph, item, group, groups, old}, ...]
+    through the one 참조조문 parser (:func:`lextune.ingest.refs.parse_reference_groups`); a ``(현행 … 참조)``
+    note replaces the former provision, 부칙 and citations without a law are left out."""
+    from lextune.ingest.refs import parse_reference_groups
+
     out: list[dict] = []
-    text = strip_html(text or "")
-    for part in re.split(r"\s*/\s*", text):
-        group_m = _CITED_GROUP.match(part.strip())
-        group = int(group_m.group(0)[1:-1]) if group_m else None
-        law = None
-        for m in re.finditer(r"(?:(?P<law>[가-힣A-Za-z0-9ㆍ·\s「」()]+?)\s*)?제(?P<art>\d+)조(?:의(?P<br>\d+))?(?:\s*제(?P<para>\d+)항)?", part):
-            name = (m.group("law") or "").strip(" ,[]0123456789「」")
-            name = re.sub(r"^\[\d+\]\s*", "", name).strip()
-            if name and not name.startswith("제"):
-                law = re.sub(r"\s+", " ", name)
-            if not law:
+    for group in parse_reference_groups(strip_html(text or "")):
+        for c in group.citations:
+            cite = c.current if c.current is not None and c.current.law else c
+            if cite.law is None or c.addendum:
                 continue
-            out.append({
-                "law": law, "article": m.group("art") + (f"의{m.group('br')}" if m.group("br") else ""),
-                "paragraph": int(m.group("para")) if m.group("para") else None, "group": group,
-            })
+            out.append({"law": cite.law, "article": cite.article, "paragraph": cite.paragraph, "item": cite.item,
+                        "group": group.labels[0] if group.labels else None, "groups": group.labels,
+                        "old": c.old and cite is c})
     return out
 
 

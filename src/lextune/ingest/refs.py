@@ -9,11 +9,12 @@ parent act) and ``영 제12조`` (the decree). Court precedents link through the
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lextune.ingest.structure import article_citation
+from lextune.ingest.structure import article_citation, circled_number, parse_heading
 from lextune.schema import Chunk, DocKind, RefEdge
 
 _LAW = (
@@ -35,8 +36,59 @@ _RANGE_GAP = re.compile(r"^\s*(?:부터|내지|~|∼)\s*$")
 _BARE_LAW = re.compile(r"([가-힣ㆍ]{1,40}(?:법|법률|령|규칙|규정))\s*$")
 
 
+# Middle dots as written in law names (after NFKC, which turns the Hangul ㆍ into U+119E).
+_MIDDLE_DOTS = re.compile("[\u00b7\u119e\u318d\u2027\u2022\u30fb\uff65\u2219\u22c5]")
+
+# Names that citations use for a law whose corpus name differs: the constitution and common short names.
+LAW_ALIASES: dict[str, str] = {
+    "헌법": "대한민국헌법",
+    "자본시장법": "자본시장과 금융투자업에 관한 법률",
+    "특정경제범죄법": "특정경제범죄 가중처벌 등에 관한 법률",
+    "특정범죄가중법": "특정범죄 가중처벌 등에 관한 법률",
+    "성폭력처벌법": "성폭력범죄의 처벌 등에 관한 특례법",
+    "청소년성보호법": "아동ㆍ청소년의 성보호에 관한 법률",
+    "채무자회생법": "채무자 회생 및 파산에 관한 법률",
+    "국토계획법": "국토의 계획 및 이용에 관한 법률",
+}
+# Former names that court decisions still cite, -> the law that took over their provisions. Used only when
+# the former name itself is not in the corpus (a corpus of old statutes keeps its own).
+LAW_RENAMES: dict[str, str] = {
+    "증권거래법": "자본시장과 금융투자업에 관한 법률",
+    "간접투자자산운용업법": "자본시장과 금융투자업에 관한 법률",
+    "선물거래법": "자본시장과 금융투자업에 관한 법률",
+    "신탁업법": "자본시장과 금융투자업에 관한 법률",
+    "회사정리법": "채무자 회생 및 파산에 관한 법률",
+    "파산법": "채무자 회생 및 파산에 관한 법률",
+    "화의법": "채무자 회생 및 파산에 관한 법률",
+    "주택건설촉진법": "주택법",
+    "임대주택법": "민간임대주택에 관한 특별법",
+    "성폭력범죄의처벌및피해자보호등에관한법률": "성폭력범죄의 처벌 등에 관한 특례법",
+    "청소년의성보호에관한법률": "아동ㆍ청소년의 성보호에 관한 법률",
+    "도시계획법": "국토의 계획 및 이용에 관한 법률",
+    "국토이용관리법": "국토의 계획 및 이용에 관한 법률",
+}
+
+
 def norm_name(name: str) -> str:
-    return re.sub(r"[\s「」]", "", name)
+    """A law name as a lookup key: NFKC, then middle dots unified, spaces and 「」 removed."""
+    return re.sub(r"[\s「」]", "", _MIDDLE_DOTS.sub("·", unicodedata.normalize("NFKC", name)))
+
+
+_ALIAS_KEYS = {norm_name(k): norm_name(v) for k, v in LAW_ALIASES.items()}
+_RENAME_KEYS = {norm_name(k): norm_name(v) for k, v in LAW_RENAMES.items()}
+
+
+def name_candidates(name: str) -> list[str]:
+    """Lookup keys for a cited law name, in order: itself, its alias, its successor under a rename
+    (also for its 시행령/시행규칙)."""
+    key = norm_name(name)
+    out = [key]
+    suffix = next((s for s in ("시행령", "시행규칙") if key.endswith(s)), "")
+    act = key[: len(key) - len(suffix)]
+    for table in (_ALIAS_KEYS, _RENAME_KEYS):
+        if act in table:
+            out.append(table[act] + suffix)
+    return out
 
 
 def act_name(name: str) -> str:
@@ -62,12 +114,20 @@ class RefIndex:
         self.by_name: dict[str, str] = {}
         self.articles: dict[str, list[str]] = {}
         self.names: dict[str, str] = {}
+        # (doc id, article) -> the chunks of that article: (chunk id, paragraph, item)
+        self.provisions: dict[tuple[str, str], list[tuple[str, int | None, str | None]]] = {}
+        self._heading_para: dict[str, int | None] = {}
         for c in chunks:
             self.ids.add(c.id)
             if c.parent_id:
                 self.ids.add(c.parent_id)
-            if c.doc_kind == DocKind.PRECEDENT or c.doc_kind == DocKind.DOCUMENT:
+            if c.doc_kind == DocKind.PRECEDENT:
                 continue
+            if c.doc_kind == DocKind.DOCUMENT:
+                self._add_heading_chunk(c)
+                continue
+            if c.article and c.kind not in ("addendum", "appendix"):
+                self.provisions.setdefault((c.doc_id, c.article), []).append((c.id, c.paragraph, c.item))
             if c.law_name:
                 self.by_name.setdefault(norm_name(c.law_name), c.doc_id)
                 self.names[c.doc_id] = c.law_name
@@ -76,8 +136,47 @@ class RefIndex:
                 if not arts or arts[-1] != c.article:
                     arts.append(c.article)
 
+    def _add_heading_chunk(self, c: Chunk) -> None:
+        """A passage without structure whose title names its article (a BEIR corpus: '민법 406조 (채권자취소권)'),
+        its paragraph from a leading ①②."""
+        found = parse_heading(c.title) if c.title and " > " not in c.title else None
+        if found is None:
+            return
+        law, article, _ = found
+        doc_id = f"title:{norm_name(law)}"
+        self.by_name.setdefault(norm_name(law), doc_id)
+        self.names.setdefault(doc_id, law)
+        if c.parent_id and c.parent_id in self._heading_para:  # a later piece of a split passage
+            para = self._heading_para[c.parent_id]
+        else:
+            para = circled_number(c.text.lstrip()[:1]) if c.text.strip() else None
+            self._heading_para[c.parent_id or c.id] = para
+        self.provisions.setdefault((doc_id, article), []).append((c.id, para, None))
+
+    def provision(self, doc_id: str, article: str, paragraph: int | None = None,
+                  item: str | None = None) -> tuple[list[str], str | None]:
+        """Chunk ids of a cited provision, or no ids and why ('article missing', 'paragraph missing').
+        An article-level citation gives every chunk of the article; a 항 its paragraph (제1항 of an article
+        with unnumbered text: the article); a 호 its item chunk where items are chunks, else its paragraph."""
+        members = self.provisions.get((doc_id, article))
+        if not members:
+            return [], "article missing"
+        chosen = members
+        if paragraph is not None:
+            chosen = [m for m in members if m[1] == paragraph]
+            if not chosen:
+                if paragraph != 1 or any(m[1] is not None for m in members):
+                    return [], "paragraph missing"
+                chosen = members
+        if item is not None:
+            chosen = [m for m in chosen if m[2] == item] or [m for m in chosen if m[2] is None] or chosen
+        return [m[0] for m in chosen], None
+
     def doc_for(self, name: str | None) -> str | None:
-        return self.by_name.get(norm_name(name)) if name else None
+        """The document of a law name as cited (spacing, middle dots, aliases and former names tolerated)."""
+        if not name:
+            return None
+        return next((self.by_name[k] for k in name_candidates(name) if k in self.by_name), None)
 
     def target(self, doc_id: str, article: str, para: int | None, item: str | None) -> tuple[str, str] | None:
         art_id = f"{doc_id}:a{article.replace('의', '-')}"
@@ -240,7 +339,7 @@ def precedent_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEd
         if doc_id is None:
             stats.unresolved["law not in this ingest"] += 1
             continue
-        hit = index.target(doc_id, cite["article"], cite.get("paragraph"), None)
+        hit = index.target(doc_id, cite["article"], cite.get("paragraph"), cite.get("item"))
         if hit is None:
             stats.unresolved["provision not found"] += 1
             continue
@@ -261,3 +360,178 @@ def resolve_refs(chunks: list[Chunk]) -> tuple[list[RefEdge], RefStats]:
         elif c.doc_kind != DocKind.DOCUMENT and c.kind not in ("addendum", "appendix"):
             edges.extend(chunk_refs(c, index, stats))
     return edges, stats
+
+
+# -- 참조조문 of court decisions ----------------------------------------------------------------------
+@dataclass
+class Citation:
+    """One provision cited in a decision's 참조조문. ``law`` is None when nothing before it named a law;
+    ``old`` marks a former version (``구 …``); ``current`` is the provision a ``(현행 … 참조)`` note names."""
+
+    law: str | None
+    article: str
+    paragraph: int | None = None
+    item: str | None = None
+    old: bool = False
+    addendum: bool = False
+    current: Citation | None = None
+    text: str = ""
+
+
+@dataclass
+class CitationGroup:
+    """The citations of one ``[1]`` / ``[1][2]`` group (``labels`` empty for an unlabelled one)."""
+
+    labels: list[int]
+    citations: list[Citation]
+
+
+_GROUP_LABELS = re.compile(r"(?:[\[〔]\s*\d{1,3}\s*[\]〕]\s*,?\s*)+")
+_LABEL_NUM = re.compile(r"\d+")
+_UNIT = re.compile(
+    r"제\s*(?P<art>\d+)\s*조(?:\s*의\s*(?P<br>\d+))?(?:\s*제\s*(?P<para>\d+)\s*항)?"
+    r"(?:\s*제\s*(?P<item>\d+)\s*호(?:\s*의\s*(?P<ibr>\d+))?)?"
+    r"|제\s*(?P<spara>\d+)\s*항(?:\s*제\s*(?P<sitem>\d+)\s*호(?:\s*의\s*(?P<sibr>\d+))?)?"
+    r"|제\s*(?P<oitem>\d+)\s*호(?:\s*의\s*(?P<oibr>\d+))?")
+_RANGE_WORD = re.compile(r"^\s*(?:내지|부터|~|∼)\s*$")
+_OLD_NOTE = re.compile(r"개정되기\s*전|폐지되기\s*전|전의\s*것|개정\s*전|시행\s*전")
+_SAME_LAW = re.compile(r"^(?:같은\s*법|동법)\s*(?P<suf>시행령|시행규칙)?$")
+_LAW_TEXT = re.compile(r"[가-힣A-Za-z0-9]")
+_APPENDIX_NOTE = re.compile(r"\[?\s*별표\s*\d*(?:\s*의\s*\d+)?\s*\]?")
+
+
+def _split_parens(text: str) -> list[tuple[str, str]]:
+    """('text', …) and ('paren', inner) pieces; parentheses nest."""
+    out: list[tuple[str, str]] = []
+    depth, start = 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            if depth == 0:
+                out.append(("text", text[start:i]))
+                start = i + 1
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append(("paren", text[start:i]))
+                start = i + 1
+    out.append(("text" if depth == 0 else "paren", text[start:]))
+    return [(k, v) for k, v in out if v]
+
+
+def _citation_groups(text: str) -> list[tuple[list[int], str]]:
+    """A 참조조문 text split into (labels, body) groups at its ``[1]``/``〔1〕`` label runs."""
+    text = re.sub(r"<br\s*/?>|</?[a-zA-Z][^<>]*>", " ", text or "")
+    groups: list[tuple[list[int], str]] = []
+    pos, labels = 0, []
+    for m in _GROUP_LABELS.finditer(text):
+        body = text[pos:m.start()]
+        if body.strip(" /,") or labels:
+            groups.append((labels, body))
+        labels = [int(n) for n in _LABEL_NUM.findall(m.group(0))]
+        pos = m.end()
+    body = text[pos:]
+    if body.strip(" /,") or labels:
+        groups.append((labels, body))
+    return groups
+
+
+class _CitationReader:
+    """Walks citations left to right, carrying the law, article and paragraph a bare ``제K항``/``제J호``,
+    a ``같은 법`` or an empty prefix continue."""
+
+    def __init__(self) -> None:
+        self.law: str | None = None
+        self.old = False
+        self.addendum = False
+        self.article: str | None = None
+        self.paragraph: int | None = None
+        self.prev_article: int | None = None
+
+    def prefix(self, gap: str) -> None:
+        """Text between two citations: a new law name, ``같은 법``, ``구 …``, ``부칙`` or separators."""
+        words = _APPENDIX_NOTE.sub(" ", gap).strip().strip(",/·ㆍ").strip()
+        words = re.sub(r"^(?:및|또는|등)\s+", "", words).strip()
+        if not words or not _LAW_TEXT.search(words) or _RANGE_WORD.match(words):
+            return
+        addendum = "부칙" in words
+        words = words.split("부칙")[0].strip() if addendum else words
+        if words:
+            same = _SAME_LAW.match(words)
+            if same:
+                base = act_name(self.law) if self.law else None
+                self.law = f"{base} {same['suf']}" if base and same["suf"] else base
+            else:
+                old = bool(re.match(r"^구\s+", words))
+                self.law = re.sub(r"^구\s+", "", words).strip()
+                self.old = old
+            self.article = self.paragraph = None
+        self.addendum = addendum
+
+    def unit(self, m: re.Match, gap: str) -> list[Citation]:
+        g = m.groupdict()
+        out: list[Citation] = []
+        if g["art"]:
+            article = g["art"] + (f"의{g['br']}" if g["br"] else "")
+            para = int(g["para"]) if g["para"] else None
+            item = g["item"] + (f"의{g['ibr']}" if g["ibr"] else "") if g["item"] else None
+            if (_RANGE_WORD.match(gap) and not g["br"] and self.prev_article is not None
+                    and 0 < int(g["art"]) - self.prev_article <= 30):
+                out += [self._make(str(k), None, None, "") for k in range(self.prev_article + 1, int(g["art"]))]
+            self.prev_article = None if g["br"] else int(g["art"])
+        elif g["spara"]:
+            if self.article is None:
+                return []
+            article, para = self.article, int(g["spara"])
+            item = g["sitem"] + (f"의{g['sibr']}" if g["sibr"] else "") if g["sitem"] else None
+        else:
+            if self.article is None:
+                return []
+            article, para = self.article, self.paragraph
+            item = g["oitem"] + (f"의{g['oibr']}" if g["oibr"] else "")
+        self.article, self.paragraph = article, para
+        out.append(self._make(article, para, item, m.group(0)))
+        return out
+
+    def _make(self, article: str, para: int | None, item: str | None, text: str) -> Citation:
+        law = self.law
+        return Citation(law=law, article=article, paragraph=para, item=item, old=self.old, addendum=self.addendum,
+                        text=f"{'구 ' if self.old else ''}{law or ''} {text or article_citation(article)}".strip())
+
+
+def parse_reference_groups(text: str) -> list[CitationGroup]:
+    """A decision's 참조조문 (``[1]형법 제355조 제1항,제356조 / [2]같은 법 제30조 …``) as labelled groups of
+    citations. Handles bare ``제K항``/``제J호`` continuing the previous article, ``같은 법`` and an empty prefix
+    (the previous law, also across groups), ``구 <법>(… 개정되기 전의 것)`` (flagged ``old``), a
+    ``(현행 … 참조)`` note (``current``), ranges (``제3조 내지 제5조``) and ``부칙`` (flagged ``addendum``)."""
+    reader = _CitationReader()
+    groups: list[CitationGroup] = []
+    for labels, body in _citation_groups(text):
+        reader.addendum = False
+        cites: list[Citation] = []
+        gap = ""
+        for kind, piece in _split_parens(body):
+            if kind == "paren":
+                if "현행" in piece:
+                    inner = parse_reference_groups(re.sub(r"현행|참조", " ", piece))
+                    found = [c for g in inner for c in g.citations]
+                    if cites and found and not gap.strip(" ,"):
+                        cites[-1].current = found[0]
+                elif _OLD_NOTE.search(piece):
+                    if gap.strip(" ,"):  # after a law name: that law as it was
+                        reader.prefix(gap)
+                        gap = ""
+                        reader.old = True
+                    elif cites:
+                        cites[-1].old = True
+                continue
+            pos = 0
+            for m in _UNIT.finditer(piece):
+                gap += piece[pos:m.start()]
+                reader.prefix(gap)
+                cites.extend(reader.unit(m, gap))
+                gap = ""
+                pos = m.end()
+            gap += piece[pos:]
+        groups.append(CitationGroup(labels=labels, citations=cites))
+    return groups

@@ -34,6 +34,21 @@ def article_citation(label: str) -> str:
     return f"제{number}조" + (f"의{branch}" if branch else "")
 
 
+# A heading line of a passage that came without structure (a BEIR corpus, a markdown export):
+# "상법 200조 2 직무대행자의 권한", "간접투자자산 운용업법 106조  (투자신탁의 합병)", "형법 제329조(절도)".
+_HEADING_RE = re.compile(r"^(?P<law>\S.*?)\s+제?(?P<num>\d+)\s*조(?:\s*의?\s*(?P<sub>\d+)(?=\s|\(|$))?\s*"
+                         r"(?:\((?P<paren>[^()]+(?:\([^()]*\)[^()]*)*)\)|(?P<bare>\S.*?))\s*$")
+
+
+def parse_heading(title: str) -> tuple[str, str, str] | None:
+    """(law name, article label like "6의2", article title) from a heading line, else None."""
+    m = _HEADING_RE.match(title.strip())
+    if m is None:
+        return None
+    article = m["num"] + (f"의{m['sub']}" if m["sub"] else "")
+    return m["law"], article, (m["paren"] or m["bare"]).strip()
+
+
 def circled_number(marker: str) -> int | None:
     """① -> 1 ... ㊿ -> 50; None for anything else."""
     idx = CIRCLED.find(marker.strip()[:1]) if marker.strip() else -1

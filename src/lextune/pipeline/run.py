@@ -93,6 +93,8 @@ def stage_key(ctx: RunContext, stage: str) -> str:
     h.update(json.dumps(_stage_config(ctx.config, stage), sort_keys=True, ensure_ascii=False).encode())
     if stage == "ingest":
         h.update(_inputs_hash(ctx.config.inputs).encode())
+    if stage == "synth" and ctx.config.synth.precedents:  # court decisions are inputs of synth
+        h.update(_inputs_hash(ctx.config.synth.precedents).encode())
     for up in _upstream(stage, ctx.config):
         h.update(f"{up}={ctx.keys.get(up, 'off')}".encode())
     return h.hexdigest()

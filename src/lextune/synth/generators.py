@@ -1,4 +1,5 @@
-"""Offline query generators (no LLM): article titles, inverse cloze, questions, citing paragraphs.
+"""Offline query generators (no LLM): article titles, inverse cloze, questions, citing paragraphs, and
+court decisions' legal issues and holdings (``precedents``, ``holdings``).
 
 Each yields :class:`SynthQuery` records that name their source chunk(s), the generator and its version.
 """
@@ -10,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from lextune.ingest.structure import parse_heading
 from lextune.schema import Chunk, RefEdge
 
 _SENT_SPLIT = re.compile(r"(?<=[.?!다])\s+(?=\S)")
@@ -31,12 +33,6 @@ class SynthQuery:
     ignore: list[str] = field(default_factory=list)
 
 
-# A heading line of a passage that came without structure (a BEIR corpus, a markdown export):
-# "상법 200조 2 직무대행자의 권한", "간접투자자산 운용업법 106조  (투자신탁의 합병)", "형법 제329조(절도)".
-_HEADING_RE = re.compile(r"^(?P<law>\S.*?)\s+제?(?P<num>\d+)\s*조(?:\s*의?\s*(?P<sub>\d+)(?=\s|\(|$))?\s*"
-                         r"(?:\((?P<paren>[^()]+(?:\([^()]*\)[^()]*)*)\)|(?P<bare>\S.*?))\s*$")
-
-
 def _article_title(chunk: Chunk) -> str | None:
     last = chunk.title.split(" > ")[-1] if chunk.title else ""
     m = _TITLE_RE.search(last)
@@ -48,12 +44,11 @@ def _article_of(chunk: Chunk) -> tuple[str, str, str] | None:
     if chunk.article:
         title = _article_title(chunk)
         return (chunk.parent_id or chunk.id, chunk.law_name or "", title) if title else None
-    m = _HEADING_RE.match(chunk.title.strip()) if chunk.title and " > " not in chunk.title else None
-    if m is None:
+    found = parse_heading(chunk.title) if chunk.title and " > " not in chunk.title else None
+    if found is None:
         return None
-    title = (m["paren"] or m["bare"]).strip()
-    article = m["num"] + (f"의{m['sub']}" if m["sub"] else "")
-    return f"{m['law']}:{article}", m["law"], title
+    law, article, title = found
+    return f"{law}:{article}", law, title
 
 
 def title_queries(chunks: list[Chunk], rng: random.Random, **_) -> Iterator[SynthQuery]:
@@ -162,9 +157,28 @@ def ref_queries(chunks: list[Chunk], rng: random.Random, *, edges: list[RefEdge]
                          {"citing": source, "citations": [e.citation for e in out_edges]}, [source])
 
 
+def _precedent_generator(kind: str) -> Callable[..., Iterator[SynthQuery]]:
+    def generate(chunks: list[Chunk], rng: random.Random, *, precedents: list | None = None,
+                 report: dict | None = None, **_) -> Iterator[SynthQuery]:
+        from lextune.synth.precedents import PrecedentStats, precedent_item_queries
+
+        stats = PrecedentStats()
+        yield from precedent_item_queries(chunks, kind, precedents or [], stats)
+        if report is not None:
+            report[kind] = stats.to_dict()
+
+    generate.__doc__ = (f"Court decisions' {'판시사항' if kind == 'precedents' else '판결요지'} items as queries for the "
+                        "provisions they cite (see lextune.synth.precedents).")
+    return generate
+
+
 GENERATORS: dict[str, Callable[..., Iterator[SynthQuery]]] = {
     "title": title_queries,
     "ict": ict_queries,
     "question": question_queries,
     "refs": ref_queries,
+    "precedents": _precedent_generator("precedents"),
+    "holdings": _precedent_generator("holdings"),
 }
+# Generators whose positives are found anywhere in the corpus (not only in the sampled chunk pool).
+WHOLE_CORPUS = {"title", "refs", "precedents", "holdings"}

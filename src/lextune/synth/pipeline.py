@@ -22,10 +22,10 @@ from lextune.artifacts import atomic_dir, file_sha256, make_meta, summary_dict, 
 from lextune.config import save_config
 from lextune.errors import ConfigError
 from lextune.synth.filters import FilterStats, filter_queries
-from lextune.synth.generators import GENERATORS, SynthQuery
+from lextune.synth.generators import GENERATORS, WHOLE_CORPUS, SynthQuery
 from lextune.synth.llm import LLMConfig
 
-Generator = Literal["llm", "title", "ict", "question", "refs"]
+Generator = Literal["llm", "title", "ict", "question", "refs", "precedents", "holdings"]
 
 
 class SynthConfig(BaseModel):
@@ -35,6 +35,9 @@ class SynthConfig(BaseModel):
 
     generators: list[Generator] = Field(default_factory=lambda: ["title", "ict", "refs"])
     llm: LLMConfig | None = None
+    precedents: list[str] = Field(default_factory=list, description=(
+        "Court decisions (law.go.kr precedent JSON/JSONL, gzip too, or folders) for the precedents and holdings "
+        "generators: their 판시사항/판결요지 items become queries for the provisions they cite."))
     max_chunks: int | None = Field(None, description="Sample this many chunks (all when None).")
     seed: int = 13
     ict_remove_prob: float = 0.9
@@ -58,6 +61,7 @@ class SynthSummary:
     train_docs: int = 0
     dev_docs: int = 0
     llm: dict | None = None
+    precedents: dict = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -108,6 +112,10 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
         from lextune.schema import RefEdge
 
         edges = [RefEdge.model_validate_json(line) for line in refs_path.read_text(encoding="utf-8").splitlines() if line]
+    wants_precedents = {"precedents", "holdings"} & set(config.generators)
+    if wants_precedents and not config.precedents:
+        raise ConfigError(f"generator {sorted(wants_precedents)[0]!r} needs court decisions: "
+                          "--precedents FILE (or synth.precedents: [...] in YAML)")
     queries: list[SynthQuery] = []
     llm_gen = None
     for name in config.generators:
@@ -122,9 +130,10 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
             made = llm_gen.generate(pool, progress=(lambda d, t: progress("llm", d, t)) if progress else None)
         else:
             # An article's title or a cited provision has positives outside a sampled pool too.
-            whole = name in ("refs", "title")
+            whole = name in WHOLE_CORPUS
             made = list(GENERATORS[name](all_chunks if whole else pool, rng, edges=edges,
-                                         remove_prob=config.ict_remove_prob))
+                                         remove_prob=config.ict_remove_prob, precedents=config.precedents,
+                                         report=summary.precedents))
             if whole:
                 wanted = {c.id for c in pool}
                 made = [q for q in made if any(p in wanted for p in q.positives)]
@@ -167,7 +176,12 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
                         f.write(f"{q.id}\t{p}\t1\n")
         save_config(config, tmp / "config.yaml")
         summary.seconds = time.perf_counter() - start
+        inputs = {str(chunks_path): file_sha256(chunks_path)}
+        if wants_precedents:
+            from lextune.synth.precedents import precedent_files
+
+            inputs.update({str(f): file_sha256(f) for f in precedent_files(config.precedents)})
         write_json_atomic(tmp / "meta.json", make_meta("queries", config=config.model_dump(mode="json"),
-                                                       inputs={str(chunks_path): file_sha256(chunks_path)},
+                                                       inputs=inputs,
                                                        summary=summary.to_dict()))
     return summary
