@@ -225,3 +225,36 @@ def test_run_yaml_takes_precedents(tmp_path):
                  encoding="utf-8")
     cfg = load_config(RunConfig, y, [])
     assert cfg.synth.precedents == ["prec.jsonl.gz"] and "precedents" in cfg.synth.generators
+
+
+def test_subitems_and_bracket_notes_are_no_law_names():
+    got = cites("[1]민법 제2조 제1호 (가)목, 제3호 가목, 상법 제3조[현행 상법 제4조 참조], 제5조 [행정처분일반] / [2] 목, "
+                "형법 제1조, 공동주택관리령 제16조 제1항 [별표 7], 제17조")
+    assert [(law, art, item) for _, law, art, _, item, _, _ in got] == [
+        ("민법", "2", "1"), ("민법", "2", "3"), ("상법", "3", None), ("상법", "5", None), ("형법", "1", None),
+        ("공동주택관리령", "16", None), ("공동주택관리령", "17", None)]
+    assert parse_reference_groups("상법 제3조[현행 상법 제4조 참조]")[0].citations[0].current.article == "4"
+
+
+def test_a_former_name_is_resolved_and_flagged(corpus, tmp_path):
+    f = _write(tmp_path / "p.jsonl", [_decision("5", "[1] 시세조종의 의미", "[1]구 증권거래법 제178조 제1항")])
+    stats = PrecedentStats()
+    (q,) = precedent_item_queries(corpus, "precedents", [f], stats)
+    assert q.positives == ["K:a178:p1"] and q.metadata["former_law_name"] and q.metadata["old_version"]
+    assert stats.via_rename == 1
+
+
+TREE = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "legalize-kr.tar.gz"
+
+
+@pytest.mark.skipif(not TREE.is_file(), reason="needs ../shared/corpus/legalize-kr.tar.gz")
+def test_every_alias_and_rename_names_a_law_of_the_body_of_law():
+    import tarfile
+
+    from lextune.ingest.refs import LAW_ALIASES, LAW_RENAMES
+
+    with tarfile.open(TREE) as tar:
+        laws = {norm_name(m.name.split("/")[1]) for m in tar.getmembers() if m.name.count("/") >= 2}
+    for old, new in {**LAW_ALIASES, **LAW_RENAMES}.items():
+        assert norm_name(new) in laws, new
+        assert norm_name(old) not in laws, old  # a name still in force would shadow nothing: no entry needed

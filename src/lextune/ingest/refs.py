@@ -51,7 +51,9 @@ LAW_ALIASES: dict[str, str] = {
     "국토계획법": "국토의 계획 및 이용에 관한 법률",
 }
 # Former names that court decisions still cite, -> the law that took over their provisions. Used only when
-# the former name itself is not in the corpus (a corpus of old statutes keeps its own).
+# the former name itself is not in the corpus (a corpus of old statutes keeps its own). A law replaced by
+# another (증권거래법 -> 자본시장법) does not keep its article numbers: citations resolved this way are
+# counted apart (PrecedentStats.via_rename) and flagged in the query's metadata.
 LAW_RENAMES: dict[str, str] = {
     "증권거래법": "자본시장과 금융투자업에 관한 법률",
     "간접투자자산운용업법": "자본시장과 금융투자업에 관한 법률",
@@ -66,6 +68,13 @@ LAW_RENAMES: dict[str, str] = {
     "청소년의성보호에관한법률": "아동ㆍ청소년의 성보호에 관한 법률",
     "도시계획법": "국토의 계획 및 이용에 관한 법률",
     "국토이용관리법": "국토의 계획 및 이용에 관한 법률",
+    # renamed with their article numbers kept
+    "공인중개사의 업무 및 부동산 거래신고에 관한 법률": "공인중개사법",
+    "특정 범죄자에 대한 위치추적 전자장치 부착 등에 관한 법률": "전자장치 부착 등에 관한 법률",
+    "특정 범죄자에 대한 보호관찰 및 전자장치 부착 등에 관한 법률": "전자장치 부착 등에 관한 법률",
+    "수질 및 수생태계 보전에 관한 법률": "물환경보전법",
+    "근로자직업능력 개발법": "국민 평생 직업능력 개발법",
+    "보조금의 예산 및 관리에 관한 법률": "보조금 관리에 관한 법률",
 }
 
 
@@ -78,16 +87,17 @@ _ALIAS_KEYS = {norm_name(k): norm_name(v) for k, v in LAW_ALIASES.items()}
 _RENAME_KEYS = {norm_name(k): norm_name(v) for k, v in LAW_RENAMES.items()}
 
 
-def name_candidates(name: str) -> list[str]:
-    """Lookup keys for a cited law name, in order: itself, its alias, its successor under a rename
-    (also for its 시행령/시행규칙)."""
+def name_candidates(name: str) -> list[tuple[str, str]]:
+    """Lookup keys for a cited law name, in order, with how each was found: the name itself ('name'), its
+    short name's full name ('alias'), the law that took over from a former name ('rename'); also for its
+    시행령/시행규칙."""
     key = norm_name(name)
-    out = [key]
+    out = [(key, "name")]
     suffix = next((s for s in ("시행령", "시행규칙") if key.endswith(s)), "")
     act = key[: len(key) - len(suffix)]
-    for table in (_ALIAS_KEYS, _RENAME_KEYS):
+    for how, table in (("alias", _ALIAS_KEYS), ("rename", _RENAME_KEYS)):
         if act in table:
-            out.append(table[act] + suffix)
+            out.append((table[act] + suffix, how))
     return out
 
 
@@ -174,9 +184,13 @@ class RefIndex:
 
     def doc_for(self, name: str | None) -> str | None:
         """The document of a law name as cited (spacing, middle dots, aliases and former names tolerated)."""
+        return self.lookup(name)[0]
+
+    def lookup(self, name: str | None) -> tuple[str | None, str | None]:
+        """(document id, how the name matched: 'name', 'alias' or 'rename'), or (None, None)."""
         if not name:
-            return None
-        return next((self.by_name[k] for k in name_candidates(name) if k in self.by_name), None)
+            return None, None
+        return next(((self.by_name[k], how) for k, how in name_candidates(name) if k in self.by_name), (None, None))
 
     def target(self, doc_id: str, article: str, para: int | None, item: str | None) -> tuple[str, str] | None:
         art_id = f"{doc_id}:a{article.replace('의', '-')}"
@@ -390,27 +404,28 @@ _GROUP_LABELS = re.compile(r"(?:[\[〔]\s*\d{1,3}\s*[\]〕]\s*,?\s*)+")
 _LABEL_NUM = re.compile(r"\d+")
 _UNIT = re.compile(
     r"제\s*(?P<art>\d+)\s*조(?:\s*의\s*(?P<br>\d+))?(?:\s*제\s*(?P<para>\d+)\s*항)?"
-    r"(?:\s*제\s*(?P<item>\d+)\s*호(?:\s*의\s*(?P<ibr>\d+))?)?"
+    r"(?:\s*제\s*(?P<item>\d+)\s*호(?:\s*의\s*(?P<ibr>\d+))?)?(?:\s*[가-하]\s*목)?"
     r"|제\s*(?P<spara>\d+)\s*항(?:\s*제\s*(?P<sitem>\d+)\s*호(?:\s*의\s*(?P<sibr>\d+))?)?"
     r"|제\s*(?P<oitem>\d+)\s*호(?:\s*의\s*(?P<oibr>\d+))?")
 _RANGE_WORD = re.compile(r"^\s*(?:내지|부터|~|∼)\s*$")
 _OLD_NOTE = re.compile(r"개정되기\s*전|폐지되기\s*전|전의\s*것|개정\s*전|시행\s*전")
 _SAME_LAW = re.compile(r"^(?:같은\s*법|동법)\s*(?P<suf>시행령|시행규칙)?$")
 _LAW_TEXT = re.compile(r"[가-힣A-Za-z0-9]")
+_SUBITEM = re.compile(r"(?:^|(?<=[\s,]))(?:[가-하]\s*)?목(?=[\s,]|$)")
 _APPENDIX_NOTE = re.compile(r"\[?\s*별표\s*\d*(?:\s*의\s*\d+)?\s*\]?")
 
 
 def _split_parens(text: str) -> list[tuple[str, str]]:
-    """('text', …) and ('paren', inner) pieces; parentheses nest."""
+    """('text', …) and ('paren', inner) pieces; ``(…)`` and ``[…]`` notes (group labels are gone by now) nest."""
     out: list[tuple[str, str]] = []
     depth, start = 0, 0
     for i, ch in enumerate(text):
-        if ch == "(":
+        if ch in "([〔":
             if depth == 0:
                 out.append(("text", text[start:i]))
                 start = i + 1
             depth += 1
-        elif ch == ")" and depth:
+        elif ch in ")]〕" and depth:
             depth -= 1
             if depth == 0:
                 out.append(("paren", text[start:i]))
@@ -450,7 +465,7 @@ class _CitationReader:
 
     def prefix(self, gap: str) -> None:
         """Text between two citations: a new law name, ``같은 법``, ``구 …``, ``부칙`` or separators."""
-        words = _APPENDIX_NOTE.sub(" ", gap).strip().strip(",/·ㆍ").strip()
+        words = _SUBITEM.sub(" ", _APPENDIX_NOTE.sub(" ", gap)).strip().strip(",/·ㆍ").strip()
         words = re.sub(r"^(?:및|또는|등)\s+", "", words).strip()
         if not words or not _LAW_TEXT.search(words) or _RANGE_WORD.match(words):
             return

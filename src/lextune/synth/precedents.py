@@ -52,8 +52,10 @@ class PrecedentStats:
     resolved: int = 0
     resolved_old: int = 0
     via_current_note: int = 0
+    via_rename: int = 0
     pairs: int = 0
     dropped: Counter = field(default_factory=Counter)
+    missing_laws: Counter = field(default_factory=Counter)
     items_unaligned: int = 0
     items_unresolved: int = 0
     bad_records: int = 0
@@ -62,8 +64,9 @@ class PrecedentStats:
     def to_dict(self) -> dict[str, Any]:
         return {"decisions": self.decisions, "items": self.items, "queries": self.queries,
                 "citations": self.citations, "resolved": self.resolved, "resolved_old": self.resolved_old,
-                "via_current_note": self.via_current_note, "item_passage_pairs": self.pairs,
+                "via_current_note": self.via_current_note, "via_rename": self.via_rename, "item_passage_pairs": self.pairs,
                 "dropped": {r: self.dropped.get(r, 0) for r in DROP_REASONS},
+                "missing_laws_top": dict(self.missing_laws.most_common(20)),
                 "items_unaligned": self.items_unaligned, "items_without_resolved_citation": self.items_unresolved,
                 "bad_records": self.bad_records, "bad_examples": self.bad_examples}
 
@@ -117,27 +120,28 @@ def align(items: list[tuple[list[int], str]], groups: list[CitationGroup]) -> li
     return out
 
 
-def resolve_citation(c: Citation, index: RefIndex) -> tuple[list[str], str | None, bool]:
-    """(chunk ids, drop reason, resolved through a 현행 note) for one citation against the corpus."""
+def resolve_citation(c: Citation, index: RefIndex) -> tuple[list[str], str | None, str]:
+    """(chunk ids, drop reason, how) for one citation against the corpus; how is 'current note' (resolved
+    through a 현행 note), 'rename' (through a former law name), or 'name'."""
     if c.addendum:
-        return [], "부칙", False
-    tries = [(c.current, True)] if c.current is not None and c.current.law else []
-    tries.append((c, False))
+        return [], "부칙", ""
+    tries = [(c.current, "current note")] if c.current is not None and c.current.law else []
+    tries.append((c, ""))
     reason = "unparsable"
-    for cite, via_note in tries:
+    for cite, via in tries:
         if cite.law is None:
             continue
-        doc = index.doc_for(cite.law)
+        doc, how = index.lookup(cite.law)
         if doc is None and cite.old and cite.law.startswith("구"):
-            doc = index.doc_for(cite.law[1:])
+            doc, how = index.lookup(cite.law[1:])
         if doc is None:
             reason = "law not in corpus" if reason == "unparsable" else reason
             continue
         ids, why = index.provision(doc, cite.article, cite.paragraph, cite.item)
         if ids:
-            return ids, None, via_note
+            return ids, None, via or ("rename" if how == "rename" else "name")
         reason = why or reason
-    return [], reason, False
+    return [], reason, ""
 
 
 def _check_record(obj: dict, where: str) -> None:
@@ -229,16 +233,20 @@ def precedent_item_queries(chunks: list[Chunk], kind: str, files: list[str | Pat
                 stats.items_unaligned += 1
                 continue
             positives: list[str] = []
-            old = False
+            old = renamed = False
             for c in cites:
                 stats.citations += 1
-                ids, reason, via_note = resolve_citation(c, index)
+                ids, reason, how = resolve_citation(c, index)
                 if reason:
                     stats.dropped[reason] += 1
+                    if reason == "law not in corpus":
+                        stats.missing_laws[c.law] += 1
                     continue
                 stats.resolved += 1
                 stats.resolved_old += c.old
-                stats.via_current_note += via_note
+                stats.via_current_note += how == "current note"
+                stats.via_rename += how == "rename"
+                renamed = renamed or how == "rename"
                 old = old or c.old
                 positives.extend(i for i in ids if i not in positives)
             if not positives:
@@ -250,7 +258,7 @@ def precedent_item_queries(chunks: list[Chunk], kind: str, files: list[str | Pat
             label = "-".join(map(str, labels)) if labels else str(n)
             meta = {"case_no": obj.get("사건번호"), "court": obj.get("법원명"), "date": _date(obj.get("선고일자")),
                     "case_name": (obj.get("사건명") or "").strip() or None, "kind": kind, "item": label,
-                    "old_version": old, "case_specific": bool(_CASE.search(cleaned)),
+                    "old_version": old, "former_law_name": renamed, "case_specific": bool(_CASE.search(cleaned)),
                     "citations": [c.text for c in cites]}
             yield SynthQuery(f"{kind}:{pid}:{label}", cleaned, positives, kind, "1", doc_id, meta, own)
     stats.bad_records = report.skipped
