@@ -88,3 +88,21 @@ def test_cli_mine(prepared):
     assert res.exit_code == 0, res.output
     assert "training records" in res.output and "dropped" in res.output
     assert all(len(r["neg"]) <= 2 for r in _records(prepared / "cli.jsonl"))
+
+
+def test_precedent_queries_are_mined_with_every_positive(prepared, tmp_path):
+    from lextune.synth import SynthConfig, synth
+
+    rows = [{"판례일련번호": str(i), "사건번호": f"2020다{i}", "판시사항": f"[1] 금융회사가 이용자 보호의무 {i}를 지는지 여부(적극)",
+             "참조조문": "[1]테스트금융법 제2조의2"} for i in range(3)]
+    f = tmp_path / "prec.jsonl"
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    synth(prepared / "chunks", tmp_path / "pq", SynthConfig(generators=["precedents"], precedents=[str(f)],
+                                                            dev_fraction=0.0, near_duplicate=0.99))
+    mine(tmp_path / "pq", prepared / "idx", tmp_path / "t.jsonl", MineConfig(n_negatives=3))
+    recs = _records(tmp_path / "t.jsonl")
+    assert len(recs) == 3
+    for r in recs:
+        assert r["query"].endswith("지는가?")
+        assert set(r["pos"]) == {"900001:a2-2:p1", "900001:a2-2:p2"}  # an article-level citation: both 항
+        assert r["neg"] and not {n.split(":p")[0] for n in r["neg"]} & {"900001:a2-2"}
