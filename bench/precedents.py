@@ -83,12 +83,13 @@ def _order(scores: dict[str, float]) -> list[str]:
 
 
 def trust(max_queries: int, seed: int) -> dict:
-    from scipy.stats import kendalltau
+    from scipy.stats import kendalltau, ttest_rel
 
     from lextune.eval import evaluate_run
     from lextune.index.bm25 import BM25Config, BM25Index
     from lextune.index.dense import DenseConfig, DenseIndex
     from lextune.index.fusion import FusionConfig, fuse_runs
+    from lextune.index.tokenize import TokenizerConfig
     from lextune.ingest import IngestConfig, ingest
     from lextune.runs import load_beir
     from lextune.synth.pipeline import SynthConfig, synth
@@ -99,6 +100,7 @@ def trust(max_queries: int, seed: int) -> dict:
     texts = [passage_text(ds.corpus[i]) for i in ids]
     t = time.perf_counter()
     bm25 = BM25Index(BM25Config()).build(ids, texts)
+    bm25_ws = BM25Index(BM25Config(tokenizer=TokenizerConfig(kind="whitespace"))).build(ids, texts)
     dense = DenseIndex(DenseConfig()).build(ids, texts)  # cached by text hash (bench/retrieval.py warms it)
     print(f"indexes: {time.perf_counter() - t:.0f} s")
 
@@ -125,10 +127,27 @@ def trust(max_queries: int, seed: int) -> dict:
         t = time.perf_counter()
         runs = {"bm25": bm25.search(queries, 100), "dense (base)": dense.search(queries, 100)}
         runs["hybrid (base, rrf)"] = fuse_runs([runs["bm25"], runs["dense (base)"]], FusionConfig(method="rrf", rrf_k=60))
+        # more systems, so that the order of a query set can be compared with more than three points
+        runs["bm25 whitespace"] = bm25_ws.search(queries, 100)
+        runs["hybrid rrf k=10"] = fuse_runs([runs["bm25"], runs["dense (base)"]], FusionConfig(method="rrf", rrf_k=10))
+        for w in (0.3, 0.5, 0.7):
+            runs[f"hybrid wsum dense {w}"] = fuse_runs([runs["bm25"], runs["dense (base)"]],
+                                                      FusionConfig(method="wsum", weights=[1 - w, w]))
         table = {s: evaluate_run(qrels, r, METRICS) for s, r in runs.items()}
-        result[name] = {"queries": len(queries), "metrics": table, "seconds": time.perf_counter() - t}
+        per_query = {s: evaluate_run(qrels, r, ["ndcg@10"], per_query=True)["ndcg@10"] for s, r in
+                     (("bm25", runs["bm25"]), ("hybrid", runs["hybrid (base, rrf)"]), ("dense", runs["dense (base)"]))}
+        tests = {}
+        for a, b in (("hybrid", "bm25"), ("dense", "bm25"), ("hybrid", "dense")):
+            qa, qb = per_query[a], per_query[b]
+            common = sorted(set(qa) & set(qb))
+            x, y = [qa[q] for q in common], [qb[q] for q in common]
+            diff = sum(x) / len(x) - sum(y) / len(y)
+            tests[f"{a} - {b}"] = {"diff": diff, "p": float(ttest_rel(x, y).pvalue)}
+        result[name] = {"queries": len(queries), "metrics": table, "paired": tests,
+                        "seconds": time.perf_counter() - t}
         print(f"{name:34s} n={len(queries):5d} " + "  ".join(
             f"{s} {m['ndcg@10']:.3f}" for s, m in table.items()))
+        print("    " + "  ".join(f"{k} {v['diff']:+.3f} (p {v['p']:.2g})" for k, v in tests.items()))
     real_order = {q: [result[q]["metrics"][s]["ndcg@10"] for s in result[q]["metrics"]]
                   for q in result if q.startswith("real")}
     for name in result:
