@@ -258,3 +258,22 @@ def test_every_alias_and_rename_names_a_law_of_the_body_of_law():
     for old, new in {**LAW_ALIASES, **LAW_RENAMES}.items():
         assert norm_name(new) in laws, new
         assert norm_name(old) not in laws, old  # a name still in force would shadow nothing: no entry needed
+
+
+def test_law_go_kr_json_files_lists_wrappers_and_gzip(corpus, tmp_path):
+    one = _decision("11", "[1] 가", "[1]민법 제750조")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "one.json").write_text(json.dumps({"PrecService": one}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "d" / "many.json.gz").write_bytes(gzip.compress(json.dumps(
+        [_decision("12", "[1] 나", "[1]형법 제30조"), "junk"], ensure_ascii=False).encode()))
+    (tmp_path / "d" / "broken.json").write_text("{", encoding="utf-8")
+    (tmp_path / "d" / "notes.txt").write_text("not a decision", encoding="utf-8")
+    stats = PrecedentStats()
+    got = {q.id: q.positives for q in precedent_item_queries(corpus, "precedents", [tmp_path / "d"], stats)}
+    assert got == {"precedents:11:1": ["M:a750"], "precedents:12:1": ["H:a30"]}
+    assert stats.bad_records == 2  # the broken file and the list's non-object, each named
+    assert any("broken.json" in e for e in stats.bad_examples) and any("many.json.gz[1]" in e for e in stats.bad_examples)
+    from lextune.errors import InputFormatError
+
+    with pytest.raises(InputFormatError, match="nowhere.jsonl"):
+        list(precedent_item_queries(corpus, "precedents", [tmp_path / "nowhere.jsonl"]))
