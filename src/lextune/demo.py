@@ -3,7 +3,7 @@
 ingest the bundled statutes -> offline synthetic queries (titles, inverse cloze, citing paragraphs) ->
 BM25 + dense index with the bundled multilingual-e5-small -> hard negatives -> a short fine-tune of the
 bi-encoder and of a reranker -> base versus tuned on the held-out synthetic queries (a law the training
-never saw) -> the targeted pass on the failures -> report.html. About 13-14 minutes on 2 CPU cores (docs/benchmarks.md, "Demo").
+never saw) and on 60 hand-written questions (``data/questions``) -> the targeted pass on the failures -> report.html. About 13-14 minutes on 2 CPU cores (docs/benchmarks.md, "Demo").
 """
 
 from __future__ import annotations
@@ -18,6 +18,14 @@ def bundled_laws() -> list[Path]:
     """The statutes shipped with lextune (law.go.kr JSON, public works)."""
     root = resources.files("lextune") / "data" / "laws"
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".json"))
+
+
+def bundled_questions(kind: str = "demo") -> Path:
+    """The hand-written questions over the bundled statutes, as a BEIR folder: ``demo`` (60+, split ``test``,
+    what the demo reports) or ``validation`` (20+, split ``dev``, for choosing a system; never reported by the
+    demo). See ``data/questions/README.md``."""
+    name = {"demo": "questions", "validation": "questions-validation"}[kind]
+    return Path(str(resources.files("lextune") / "data" / name))
 
 
 def demo_config(out_dir: str | Path = "lextune-demo", *, quick: bool = False) -> RunConfig:
@@ -37,8 +45,11 @@ def demo_config(out_dir: str | Path = "lextune-demo", *, quick: bool = False) ->
                          "learning_rate": 5e-5, "epochs": 1.0, "max_steps": 6 if quick else 24},
         train_reranker={"loss": "listwise", "n_negatives": 3, "batch_size": 8, "max_length": 128,
                         "train_layers": 4, "learning_rate": 2e-4, "max_steps": 6 if quick else 16},
-        # The held-out sample takes title, inverse-cloze and citing-paragraph queries in turn (stratify).
-        eval=EvalStageConfig(datasets=[EvalDataset(name="synthetic-dev", max_queries=60 if quick else 150)],
+        # The held-out sample takes title, inverse-cloze and citing-paragraph queries in turn (stratify); the
+        # hand-written questions are what a user asks (everyday words, a situation), judged by hand.
+        eval=EvalStageConfig(datasets=[EvalDataset(name="synthetic-dev", max_queries=60 if quick else 150),
+                                       EvalDataset(name="hand-written-questions", path=str(bundled_questions()),
+                                                   split="test", corpus="run")],
                              k_rerank=10, rerank_weight="auto", weight_queries=40, report=not quick),
         targeted=TargetedConfig(queries_per_gold=1, replay_ratio=1.0,
                                 train={"learning_rate": 2e-5, "epochs": 1.0, **steps}),
