@@ -5,8 +5,13 @@ scale (dense cosine by default, or a cross-encoder), then negatives are chosen (
 first ranks, or sampled from a rank range, mixed with random negatives). Likely false negatives are
 dropped first: the positives themselves, optionally their sibling provisions (same article) and the
 provisions linked to them by cross-references, and any candidate scoring above ``max_score_ratio`` of
-the positive's score (positive-aware, as in NV-Retriever) or within ``min_margin`` of it. Every drop is
-counted by reason. Work is appended per batch, so a crashed run resumes.
+the best positive's score (positive-aware, as in NV-Retriever) or within ``min_margin`` of it. Every drop is
+counted by reason. A query whose pool the filters emptied is never dropped silently: its negatives come from
+deeper dense ranks (``fill_depth``), then at random from the corpus, and the record says which
+(``neg_kinds``); the summary counts per generator how many queries got how many hard negatives. Siblings are
+the other paragraphs of a positive's article: from ingest's ``parent_id``, or for a passage without
+structure from a title that names its article (``민법 406조 (채권자취소권)``). Work is appended per batch, so
+a crashed run resumes.
 """
 
 from __future__ import annotations
@@ -45,8 +50,16 @@ class MineConfig(BaseModel):
     random_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of negatives drawn from the whole corpus.")
     exclude_siblings: bool = True
     exclude_cited: bool = True
-    max_score_ratio: float | None = Field(0.95, description="Drop candidates above this share of the positive's score.")
-    min_margin: float | None = Field(None, description="Drop candidates within this absolute margin of the positive.")
+    max_score_ratio: float | None = Field(0.95, description="Drop candidates above this share of the best positive's "
+                                          "score (1.0: only those that outscore it).")
+    min_margin: float | None = Field(None, description="Drop candidates within this absolute margin of the best positive.")
+    fill: Literal["deeper", "random", "none"] = Field(
+        "deeper", description="When the filters leave fewer hard negatives than asked: take them from deeper dense "
+        "ranks (up to fill_depth, same filters), then at random from the corpus ('random': at random only; 'none': "
+        "fewer negatives, and a query with none is skipped and counted).")
+    fill_depth: int = Field(200, ge=1, description="Dense ranks searched when filling.")
+    max_queries: int | None = Field(None, ge=1, description="Mine a sample of this many queries, taking the query "
+                                    "generators in turn (stratified), in a stable order.")
     batch_size: int = Field(256, ge=1)
     seed: int = 13
 
@@ -63,7 +76,11 @@ class MineSummary:
     records: int = 0
     resumed: int = 0
     skipped_no_negative: int = 0
+    sampled_out: int = 0
     candidates: int = 0
+    # generator -> number of hard negatives -> queries; and how many queries needed deeper or random fill
+    hard_negatives: dict[str, Counter] = field(default_factory=dict)
+    filled: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     pos_scores: list[float] = field(default_factory=list)
     neg_scores: list[float] = field(default_factory=list)
@@ -77,7 +94,11 @@ class MineSummary:
             return {"n": len(a), "mean": float(a.mean()), "p10": float(np.percentile(a, 10)),
                     "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90))}
         return {"queries": self.queries, "records": self.records, "resumed": self.resumed,
-                "skipped_no_negative": self.skipped_no_negative, "candidates": self.candidates,
+                "skipped_no_negative": self.skipped_no_negative, "sampled_out": self.sampled_out,
+                "candidates": self.candidates,
+                "hard_negatives_per_generator": {g: {str(k): v for k, v in sorted(c.items())}
+                                                 for g, c in sorted(self.hard_negatives.items())},
+                "filled": dict(self.filled),
                 "dropped": dict(self.dropped), "pos_score": dist(self.pos_scores), "neg_score": dist(self.neg_scores),
                 "seconds": self.seconds}
 
@@ -94,9 +115,46 @@ def load_training_queries(folder: str | Path, split: str = "train") -> tuple[dic
             raise InputFormatError("missing field", path=str(folder / "queries.jsonl"), line=lineno, field="text")
         texts[qid] = obj["text"]
         ignore = query_ignore(obj, path=str(folder / "queries.jsonl"), line=lineno)
-        meta[qid] = {**(obj.get("metadata") or {}), **({"ignore": ignore} if ignore else {})}
+        meta[qid] = {**(obj.get("metadata") or {}), **({"ignore": ignore} if ignore else {}),
+                     "generator": str(obj.get("generator") or "unknown")}
     positives = {q: [d for d, r in docs.items() if r > 0] for q, docs in qrels.items() if q in texts}
     return {q: texts[q] for q in positives}, positives, meta
+
+
+def stratified_sample(qids: list[str], groups: dict[str, str], n: int, seed: int) -> list[str]:
+    """``n`` query ids taking the groups (generators) in turn, each group in a stable hash order."""
+    import hashlib
+
+    by_group: dict[str, list[str]] = {}
+    for q in sorted(qids, key=lambda q: hashlib.sha1(f"{seed}:{q}".encode()).hexdigest()):
+        by_group.setdefault(groups.get(q, "unknown"), []).append(q)
+    out: list[str] = []
+    lists = [by_group[g] for g in sorted(by_group)]
+    i = 0
+    while len(out) < min(n, len(qids)):
+        for lst in lists:
+            if i < len(lst) and len(out) < n:
+                out.append(lst[i])
+        i += 1
+    return out
+
+
+def article_keys(docs: dict[str, dict]) -> dict[str, str]:
+    """Document id -> the article it belongs to: ingest's ``parent_id``; for a passage without structure, the
+    article its title names (``민법 406조 (채권자취소권)``, so the other paragraphs of a cited article are
+    siblings in a BEIR corpus too); else the document itself."""
+    from lextune.ingest.refs import norm_name
+    from lextune.ingest.structure import parse_heading
+
+    keys: dict[str, str] = {}
+    for d, v in docs.items():
+        if v.get("parent_id"):
+            keys[d] = v["parent_id"]
+            continue
+        title = v.get("title") or ""
+        found = parse_heading(title) if title and " > " not in title else None
+        keys[d] = f"title:{norm_name(found[0])}:{found[1]}" if found else d
+    return keys
 
 
 def _neighbours(refs_path: Path | None) -> dict[str, set[str]]:
@@ -130,7 +188,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
     reranker = Reranker(config.reranker) if config.scorer == "reranker" and config.reranker else None
     if config.scorer == "reranker" and reranker is None:
         raise ConfigError("scorer 'reranker' needs a reranker section (model)")
-    parent = {d: (v.get("parent_id") or d) for d, v in index.docs.items()}
+    parent = article_keys(index.docs)
     siblings: dict[str, set[str]] = {}
     for d, p in parent.items():
         siblings.setdefault(p, set()).add(d)
@@ -138,10 +196,44 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
     all_ids = list(index.docs)
     dense_pos = {d: i for i, d in enumerate(dense.ids)} if dense is not None else {}
 
+    def score(qid: str, text: str, ids: list[str], n_pos: int) -> list[float]:
+        """The scorer's scores of ``ids`` for one query (the first ``n_pos`` are its positives)."""
+        if not ids:
+            return []
+        if reranker is not None:
+            texts = [qmeta[qid].get("positive_text") if i < n_pos and qmeta[qid].get("positive_text")
+                     else index.docs[d]["contents"] for i, d in enumerate(ids)]
+            return list(reranker.score([(text, x) for x in texts]))
+        vecs = np.stack([dense.index.reconstruct(dense_pos[d]) for d in ids])
+        return (vecs @ qvec_of[qid]).tolist()
+
+    def keep_below(ids: list[str], scores: dict[str, float], ref: float | None, banned: set[str]) -> list[str]:
+        """``ids`` by score, without those too close to the best positive (counted, and banned as negatives)."""
+        kept = []
+        for c in sorted(ids, key=lambda x: -scores[x]):
+            s = scores[c]
+            if ref is not None and config.max_score_ratio is not None and ref > 0 and s > config.max_score_ratio * ref:
+                summary.dropped["scores near the positive (ratio)"] += 1
+                banned.add(c)
+                continue
+            if ref is not None and config.min_margin is not None and s > ref - config.min_margin:
+                summary.dropped["scores near the positive (margin)"] += 1
+                banned.add(c)
+                continue
+            kept.append(c)
+        return kept
+
+    qvec_of: dict = {}
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
     done: set[str] = set()
     summary = MineSummary(queries=len(queries))
+    generator_of = {q: qmeta.get(q, {}).get("generator", "unknown") for q in queries}
+    if config.max_queries is not None and len(queries) > config.max_queries:
+        keep = stratified_sample(list(queries), generator_of, config.max_queries, config.seed)
+        summary.sampled_out = len(queries) - len(keep)
+        queries = {q: queries[q] for q in keep}
+        summary.queries = len(queries)
     if partial.is_file():
         good: list[str] = []
         for line in partial.read_text(encoding="utf-8").splitlines():
@@ -171,7 +263,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 if config.dense_depth:
                     for q, docs in dense.search_vectors(qids, qvecs, config.dense_depth).items():
                         cands[q].update(docs)
-                qvec_of = dict(zip(qids, qvecs, strict=True))
+                qvec_of.update(zip(qids, qvecs, strict=True))
             summary.seconds["dense"] += time.perf_counter() - t
             for qid, text in batch.items():
                 pos = positives[qid]
@@ -196,29 +288,12 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                     banned |= near
                 scored_ids = pos + pool
                 t = time.perf_counter()
-                if reranker is not None:
-                    texts = [qmeta[qid].get("positive_text") if i < len(pos) and qmeta[qid].get("positive_text")
-                             else index.docs[d]["contents"] for i, d in enumerate(scored_ids)]
-                    scores = reranker.score([(text, x) for x in texts])
-                    summary.seconds["rerank"] += time.perf_counter() - t
-                else:
-                    vecs = np.stack([dense.index.reconstruct(dense_pos[d]) for d in scored_ids])
-                    scores = (vecs @ qvec_of[qid]).tolist()
+                scores = score(qid, text, scored_ids, len(pos))
+                summary.seconds["rerank" if reranker is not None else "dense"] += time.perf_counter() - t
                 pos_scores = scores[: len(pos)]
                 cand_scores = dict(zip(pool, scores[len(pos):], strict=True))
-                ref = min(pos_scores) if pos_scores else None
-                kept = []
-                for c in sorted(pool, key=lambda x: -cand_scores[x]):
-                    s = cand_scores[c]
-                    if ref is not None and config.max_score_ratio is not None and ref > 0 and s > config.max_score_ratio * ref:
-                        summary.dropped["scores near the positive (ratio)"] += 1
-                        banned.add(c)
-                        continue
-                    if ref is not None and config.min_margin is not None and s > ref - config.min_margin:
-                        summary.dropped["scores near the positive (margin)"] += 1
-                        banned.add(c)
-                        continue
-                    kept.append(c)
+                ref = max(pos_scores) if pos_scores else None  # the best positive: what a false negative rivals
+                kept = keep_below(pool, cand_scores, ref, banned)
                 n_random = int(round(config.n_negatives * config.random_ratio))
                 n_hard = config.n_negatives - n_random
                 if config.selection == "top":
@@ -227,6 +302,23 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                     window = kept[config.range_start : config.range_end] or kept
                     hard = rng.sample(window, min(n_hard, len(window)))
                     hard.sort(key=lambda x: -cand_scores[x])
+                kinds = ["hard"] * len(hard)
+                if len(hard) < n_hard and config.fill == "deeper" and dense is not None:
+                    seen = set(cands[qid]) | banned | set(hard)
+                    deeper = [d for d in dense.search_vectors([qid], qvec_of[qid][None, :], config.fill_depth)[qid]
+                              if d not in seen]
+                    if deeper:
+                        t = time.perf_counter()
+                        deeper_scores = dict(zip(deeper, score(qid, text, deeper, 0), strict=True))
+                        summary.seconds["rerank" if reranker is not None else "dense"] += time.perf_counter() - t
+                        cand_scores.update(deeper_scores)
+                        extra = keep_below(deeper, deeper_scores, ref, banned)[: n_hard - len(hard)]
+                        if extra:
+                            summary.filled["deeper"] += 1
+                        hard += extra
+                        kinds += ["deeper"] * len(extra)
+                if config.fill != "none":
+                    n_random += n_hard - len(hard)  # never a query without negatives
                 exclude = banned | set(hard)
                 rand: list[str] = []
                 while len(rand) < n_random and len(exclude) < len(all_ids):
@@ -234,7 +326,10 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                     if c not in exclude:
                         rand.append(c)
                         exclude.add(c)
+                if len(rand) > int(round(config.n_negatives * config.random_ratio)):
+                    summary.filled["random"] += 1
                 negs = hard + rand
+                summary.hard_negatives.setdefault(generator_of[qid], Counter())[len(hard)] += 1
                 if not negs:
                     summary.skipped_no_negative += 1
                     continue
@@ -242,7 +337,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 rec = {"query_id": qid, "query": text, "pos": pos, "neg": negs,
                        "pos_scores": [float(s) for s in pos_scores],
                        "neg_scores": [None if s is None else float(s) for s in neg_scores],
-                       "neg_kinds": ["hard"] * len(hard) + ["random"] * len(rand)}
+                       "neg_kinds": kinds + ["random"] * len(rand)}
                 if qmeta[qid].get("positive_text"):
                     rec["pos_text"] = qmeta[qid]["positive_text"]
                 sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
