@@ -37,7 +37,7 @@ def test_mined_records_respect_false_negative_control(prepared):
     from lextune.index import LexIndex
 
     out = prepared / "train.jsonl"
-    summary = mine(prepared / "q", prepared / "idx", out, MineConfig(n_negatives=4))
+    summary = mine(prepared / "q", prepared / "idx", out, MineConfig(n_negatives=4, score_scale="raw"))
     recs = _records(out)
     assert summary.records == len(recs) > 20
     docs = LexIndex.load(prepared / "idx").docs
@@ -137,14 +137,21 @@ def test_queries_whose_positive_is_not_first_keep_their_negatives(prepared, tmp_
     assert summary.to_dict()["hard_negatives_per_generator"] == {"precedents": {"3": 4}}
     # a small pool that the filter empties: the negatives come from deeper dense ranks, never nothing
     small = mine(tmp_path / "pq", prepared / "idx", tmp_path / "t2.jsonl",
-                 MineConfig(n_negatives=3, max_score_ratio=0.95, bm25_depth=3, dense_depth=3))
+                 MineConfig(n_negatives=3, max_score_ratio=0.95, bm25_depth=3, dense_depth=3, score_scale="raw"))
     recs = _records(tmp_path / "t2.jsonl")
     assert len(recs) == 4 and small.skipped_no_negative == 0 and small.filled["deeper"] > 0
     assert any("deeper" in r["neg_kinds"] for r in recs)
     for r in recs:
         assert all(s is None or s <= 0.95 * max(r["pos_scores"]) + 1e-6 for s in r["neg_scores"])
+    # on raw e5 cosines 0.95 x the positive drops nearly everything; on the per-query scale it keeps hard ones
+    raw = mine(tmp_path / "pq", prepared / "idx", tmp_path / "raw.jsonl", MineConfig(n_negatives=3, score_scale="raw"))
+    pool = mine(tmp_path / "pq", prepared / "idx", tmp_path / "pool.jsonl", MineConfig(n_negatives=3))
+    hard = {name: sum(k == "hard" for r in _records(tmp_path / f"{name}.jsonl") for k in r["neg_kinds"])
+            for name in ("raw", "pool")}
+    assert hard["pool"] > hard["raw"] and pool.records == raw.records == 4
+    assert pool.dropped["scores near the positive (ratio)"] < raw.dropped["scores near the positive (ratio)"]
     nothing = mine(tmp_path / "pq", prepared / "idx", tmp_path / "none.jsonl",
-                   MineConfig(n_negatives=3, max_score_ratio=0.01, fill="none"))
+                   MineConfig(n_negatives=3, max_score_ratio=0.01, fill="none", score_scale="raw"))
     assert nothing.skipped_no_negative == 4 and nothing.records == 0  # counted, as asked
 
 

@@ -6,7 +6,8 @@ first ranks, or sampled from a rank range, mixed with random negatives). Likely 
 dropped first: the positives themselves, optionally their sibling provisions (same article) and the
 provisions linked to them by cross-references, and any candidate scoring above ``max_score_ratio`` of
 the best positive's score (positive-aware, as in NV-Retriever) or within ``min_margin`` of it. Every drop is
-counted by reason. A query whose pool the filters emptied is never dropped silently: its negatives come from
+counted by reason. Scores are compared on a per-query scale (``score_scale: pool``: 0 = the weakest pooled
+candidate, 1 = the best positive), so a ratio means the same for any model. A query whose pool the filters emptied is never dropped silently: its negatives come from
 deeper dense ranks (``fill_depth``), then at random from the corpus, and the record says which
 (``neg_kinds``); the summary counts per generator how many queries got how many hard negatives. Siblings are
 the other paragraphs of a positive's article: from ingest's ``parent_id``, or for a passage without
@@ -51,8 +52,13 @@ class MineConfig(BaseModel):
     exclude_siblings: bool = True
     exclude_cited: bool = True
     max_score_ratio: float | None = Field(0.95, description="Drop candidates above this share of the best positive's "
-                                          "score (1.0: only those that outscore it).")
-    min_margin: float | None = Field(None, description="Drop candidates within this absolute margin of the best positive.")
+                                          "score (on score_scale; 1.0: only those that outscore it).")
+    min_margin: float | None = Field(None, description="Drop candidates within this margin of the best positive "
+                                     "(on score_scale).")
+    score_scale: Literal["pool", "raw"] = Field(
+        "pool", description="pool: a query's scores are rescaled to 0..1 between its weakest pooled candidate and its "
+        "best positive before the ratio and margin tests, so 0.95 means 'within the top 5% of that gap' for any "
+        "model (e5 cosines of positives and negatives differ by ~0.01); raw: the scorer's own scores.")
     fill: Literal["deeper", "random", "none"] = Field(
         "deeper", description="When the filters leave fewer hard negatives than asked: take them from deeper dense "
         "ranks (up to fill_depth, same filters), then at random from the corpus ('random': at random only; 'none': "
@@ -207,8 +213,17 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
         vecs = np.stack([dense.index.reconstruct(dense_pos[d]) for d in ids])
         return (vecs @ qvec_of[qid]).tolist()
 
-    def keep_below(ids: list[str], scores: dict[str, float], ref: float | None, banned: set[str]) -> list[str]:
-        """``ids`` by score, without those too close to the best positive (counted, and banned as negatives)."""
+    def keep_below(ids: list[str], scores: dict[str, float], ref: float | None, banned: set[str],
+                   floor: float | None = None) -> list[str]:
+        """``ids`` by score, without those too close to the best positive (counted, and banned as negatives).
+        With a ``floor`` (score_scale pool) scores and ``ref`` are first rescaled so that floor -> 0, ref -> 1."""
+        if ref is not None and floor is not None:
+            span = ref - floor
+            if span <= 0:  # every candidate outscores the positive: nothing is comparable, keep raw scores
+                floor = None
+            else:
+                scores = {c: (scores[c] - floor) / span for c in ids}
+                ref = 1.0
         kept = []
         for c in sorted(ids, key=lambda x: -scores[x]):
             s = scores[c]
@@ -293,7 +308,8 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 pos_scores = scores[: len(pos)]
                 cand_scores = dict(zip(pool, scores[len(pos):], strict=True))
                 ref = max(pos_scores) if pos_scores else None  # the best positive: what a false negative rivals
-                kept = keep_below(pool, cand_scores, ref, banned)
+                floor = (min(cand_scores.values(), default=None) if config.score_scale == "pool" else None)
+                kept = keep_below(pool, cand_scores, ref, banned, floor)
                 n_random = int(round(config.n_negatives * config.random_ratio))
                 n_hard = config.n_negatives - n_random
                 if config.selection == "top":
@@ -312,7 +328,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                         deeper_scores = dict(zip(deeper, score(qid, text, deeper, 0), strict=True))
                         summary.seconds["rerank" if reranker is not None else "dense"] += time.perf_counter() - t
                         cand_scores.update(deeper_scores)
-                        extra = keep_below(deeper, deeper_scores, ref, banned)[: n_hard - len(hard)]
+                        extra = keep_below(deeper, deeper_scores, ref, banned, floor)[: n_hard - len(hard)]
                         if extra:
                             summary.filled["deeper"] += 1
                         hard += extra
