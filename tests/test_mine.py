@@ -96,15 +96,21 @@ def test_cli_mine(prepared):
     assert all(len(r["neg"]) <= 2 for r in _records(prepared / "cli.jsonl"))
 
 
-def test_precedent_queries_are_mined_with_every_positive(prepared, tmp_path):
+def _precedent_queries(prepared: Path, tmp_path: Path, issue: str, refs: str, n: int) -> Path:
+    """A synth folder of ``n`` precedent queries (one 판시사항 item each) over the prepared chunks."""
     from lextune.synth import SynthConfig, synth
 
-    rows = [{"판례일련번호": str(i), "사건번호": f"2020다{i}", "판시사항": f"[1] 금융회사가 이용자 보호의무 {i}를 지는지 여부(적극)",
-             "참조조문": "[1]테스트금융법 제2조의2"} for i in range(3)]
+    rows = [{"판례일련번호": str(i), "사건번호": f"2020다{i}", "판시사항": f"[1] {issue.format(i=i)}", "참조조문": refs}
+            for i in range(n)]
     f = tmp_path / "prec.jsonl"
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     synth(prepared / "chunks", tmp_path / "pq", SynthConfig(generators=["precedents"], precedents=[str(f)],
                                                             dev_fraction=0.0, near_duplicate=0.99))
+    return tmp_path / "pq"
+
+
+def test_precedent_queries_are_mined_with_every_positive(prepared, tmp_path):
+    _precedent_queries(prepared, tmp_path, "금융회사가 이용자 보호의무 {i}를 지는지 여부(적극)", "[1]테스트금융법 제2조의2", 3)
     mine(tmp_path / "pq", prepared / "idx", tmp_path / "t.jsonl", MineConfig(n_negatives=3))
     recs = _records(tmp_path / "t.jsonl")
     assert len(recs) == 3
@@ -118,14 +124,7 @@ def test_queries_whose_positive_is_not_first_keep_their_negatives(prepared, tmp_
     """Vague, precedent-like questions with several positives: with the old rule (0.95 x the weakest positive)
     most candidates were dropped and queries vanished; now the best positive is the reference, a query is never
     dropped for want of a hard negative, and the summary says how many each query got."""
-    from lextune.synth import SynthConfig, synth
-
-    rows = [{"판례일련번호": str(i), "사건번호": f"2021다{i}", "판시사항": f"[1] 금융거래에서 손해를 본 사람 {i}의 구제 방법",
-             "참조조문": "[1]테스트금융법 제2조의2, 제4조"} for i in range(4)]
-    f = tmp_path / "prec.jsonl"
-    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    synth(prepared / "chunks", tmp_path / "pq", SynthConfig(generators=["precedents"], precedents=[str(f)],
-                                                            dev_fraction=0.0, near_duplicate=0.99))
+    _precedent_queries(prepared, tmp_path, "금융거래에서 손해를 본 사람 {i}의 구제 방법", "[1]테스트금융법 제2조의2, 제4조", 4)
     summary = mine(tmp_path / "pq", prepared / "idx", tmp_path / "t1.jsonl", MineConfig(n_negatives=3, max_score_ratio=1.0))
     recs = _records(tmp_path / "t1.jsonl")
     assert len(recs) == 4 and summary.skipped_no_negative == 0
