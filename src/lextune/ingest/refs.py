@@ -101,6 +101,13 @@ def name_candidates(name: str) -> list[tuple[str, str]]:
     return out
 
 
+def heading_article(title: str | None) -> tuple[str, str, str] | None:
+    """(law name, document key ``title:<name>``, article) of a passage without structure whose title names its
+    article (``민법 406조 (채권자취소권)``), else None: how such passages are grouped by law and article."""
+    found = parse_heading(title) if title and " > " not in title else None
+    return (found[0], f"title:{norm_name(found[0])}", found[1]) if found else None
+
+
 def act_name(name: str) -> str:
     return re.sub(r"\s*(시행령|시행규칙)$", "", name)
 
@@ -149,11 +156,10 @@ class RefIndex:
     def _add_heading_chunk(self, c: Chunk) -> None:
         """A passage without structure whose title names its article (a BEIR corpus: '민법 406조 (채권자취소권)'),
         its paragraph from a leading ①②."""
-        found = parse_heading(c.title) if c.title and " > " not in c.title else None
+        found = heading_article(c.title)
         if found is None:
             return
-        law, article, _ = found
-        doc_id = f"title:{norm_name(law)}"
+        law, doc_id, article = found
         self.by_name.setdefault(norm_name(law), doc_id)
         self.names.setdefault(doc_id, law)
         if c.parent_id and c.parent_id in self._heading_para:  # a later piece of a split passage
@@ -436,7 +442,9 @@ def _split_parens(text: str) -> list[tuple[str, str]]:
 
 def _citation_groups(text: str) -> list[tuple[list[int], str]]:
     """A 참조조문 text split into (labels, body) groups at its ``[1]``/``〔1〕`` label runs."""
-    text = re.sub(r"<br\s*/?>|</?[a-zA-Z][^<>]*>", " ", text or "")
+    from lextune.ingest.documents import strip_html
+
+    text = strip_html(text)
     groups: list[tuple[list[int], str]] = []
     pos, labels = 0, []
     for m in _GROUP_LABELS.finditer(text):

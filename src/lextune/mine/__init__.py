@@ -7,9 +7,9 @@ dropped first: the positives themselves, optionally their sibling provisions (sa
 provisions linked to them by cross-references, and any candidate scoring above ``max_score_ratio`` of
 the best positive's score (positive-aware, as in NV-Retriever) or within ``min_margin`` of it. Every drop is
 counted by reason. Scores are compared on a per-query scale (``score_scale: pool``: 0 = the weakest pooled
-candidate, 1 = the best positive), so a ratio means the same for any model. A query whose pool the filters emptied is never dropped silently: its negatives come from
-deeper dense ranks (``fill_depth``), then at random from the corpus, and the record says which
-(``neg_kinds``); the summary counts per generator how many queries got how many hard negatives. Siblings are
+candidate, 1 = the best positive), so a ratio means the same for any model. A query whose pool the filters
+emptied is never dropped silently: its negatives come from deeper dense ranks (``fill_depth``), then at
+random from the corpus, and the record says which (``neg_kinds``); the summary counts per generator how many queries got how many hard negatives. Siblings are
 the other paragraphs of a positive's article: from ingest's ``parent_id``, or for a passage without
 structure from a title that names its article (``민법 406조 (채권자취소권)``). Work is appended per batch, so
 a crashed run resumes.
@@ -149,17 +149,15 @@ def article_keys(docs: dict[str, dict]) -> dict[str, str]:
     """Document id -> the article it belongs to: ingest's ``parent_id``; for a passage without structure, the
     article its title names (``민법 406조 (채권자취소권)``, so the other paragraphs of a cited article are
     siblings in a BEIR corpus too); else the document itself."""
-    from lextune.ingest.refs import norm_name
-    from lextune.ingest.structure import parse_heading
+    from lextune.ingest.refs import heading_article
 
     keys: dict[str, str] = {}
     for d, v in docs.items():
         if v.get("parent_id"):
             keys[d] = v["parent_id"]
             continue
-        title = v.get("title") or ""
-        found = parse_heading(title) if title and " > " not in title else None
-        keys[d] = f"title:{norm_name(found[0])}:{found[1]}" if found else d
+        found = heading_article(v.get("title"))
+        keys[d] = f"{found[1]}:{found[2]}" if found else d
     return keys
 
 
@@ -239,6 +237,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
         return kept
 
     qvec_of: dict = {}
+    asked_random = int(round(config.n_negatives * config.random_ratio))
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
     done: set[str] = set()
@@ -278,7 +277,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 if config.dense_depth:
                     for q, docs in dense.search_vectors(qids, qvecs, config.dense_depth).items():
                         cands[q].update(docs)
-                qvec_of.update(zip(qids, qvecs, strict=True))
+                qvec_of = dict(zip(qids, qvecs, strict=True))  # this batch's (score() reads it)
             summary.seconds["dense"] += time.perf_counter() - t
             for qid, text in batch.items():
                 pos = positives[qid]
@@ -310,7 +309,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 ref = max(pos_scores) if pos_scores else None  # the best positive: what a false negative rivals
                 floor = (min(cand_scores.values(), default=None) if config.score_scale == "pool" else None)
                 kept = keep_below(pool, cand_scores, ref, banned, floor)
-                n_random = int(round(config.n_negatives * config.random_ratio))
+                n_random = asked_random
                 n_hard = config.n_negatives - n_random
                 if config.selection == "top":
                     hard = kept[config.skip_top : config.skip_top + n_hard]
@@ -342,7 +341,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                     if c not in exclude:
                         rand.append(c)
                         exclude.add(c)
-                if len(rand) > int(round(config.n_negatives * config.random_ratio)):
+                if len(rand) > asked_random:
                     summary.filled["random"] += 1
                 negs = hard + rand
                 summary.hard_negatives.setdefault(generator_of[qid], Counter())[len(hard)] += 1

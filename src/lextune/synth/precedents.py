@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lextune.errors import InputFormatError
+from lextune.ingest.documents import strip_html
 from lextune.ingest.refs import Citation, CitationGroup, RefIndex, parse_reference_groups
 from lextune.jsonl import ReadReport, iter_jsonl
 from lextune.schema import Chunk
@@ -32,8 +33,6 @@ FIELDS = {"precedents": "판시사항", "holdings": "판결요지"}
 _TEXT_FIELDS = ("판시사항", "판결요지", "참조조문", "사건번호", "사건명", "법원명", "판결유형")
 _LABEL_RUN = re.compile(r"(?:[\[〔]\s*\d{1,3}\s*[\]〕]\s*)+")
 _NUM = re.compile(r"\d+")
-_BREAK = re.compile(r"<br\s*/?>", re.I)
-_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _VERDICT = re.compile(r"\(\s*(?:원칙적|예외적|한정|일부)?\s*(?:적극|소극)\s*\)")
 _EQUALS = re.compile(r"\(\s*=[^()]*\)")
 _WHETHER = re.compile(r"(\S)지\s*여부\s*[.?]?$")
@@ -74,7 +73,7 @@ class PrecedentStats:
 def split_items(text: str) -> list[tuple[list[int], str]]:
     """``[1] … <br/>[2] …`` -> [([1], '…'), ([2], '…')]; text without labels is one item with no label.
     A label run counts where it starts the text or a line, or continues the numbering after a space."""
-    text = _TAG.sub("", _BREAK.sub("\n", text or ""))
+    text = strip_html(text)
     cuts: list[tuple[int, int, list[int]]] = []
     last = 0
     for m in _LABEL_RUN.finditer(text):
@@ -99,7 +98,7 @@ def split_items(text: str) -> list[tuple[list[int], str]]:
 def item_question(text: str) -> str:
     """An item cleaned into a query: verdict marks ``(적극)``/``(소극)`` and answers ``(=…)`` removed, labels and
     breaks gone, and a final ``…인지 여부``/``…는지 여부`` asked as a question (``…인가?``/``…는가?``)."""
-    t = _LABEL_RUN.sub(" ", _TAG.sub(" ", _BREAK.sub(" ", text)))
+    t = _LABEL_RUN.sub(" ", strip_html(text))
     t = _EQUALS.sub("", _VERDICT.sub("", t))
     t = re.sub(r"\s+", " ", t).strip()
     return _WHETHER.sub(r"\1가?", t)
