@@ -193,3 +193,37 @@ def test_siblings_in_a_beir_corpus_come_from_titles_and_max_queries_stratifies(b
     picked = stratified_sample(list(groups), groups, 4, seed=13)
     assert sorted(groups[q] for q in picked) == ["ict", "ict", "title", "title"]  # the generators in turn
     assert picked == stratified_sample(list(reversed(groups)), groups, 4, seed=13)  # stable
+
+
+def test_bm25_scorer_mines_without_a_dense_index(prepared, tmp_path):
+    """A large corpus on CPU: no dense index at all; BM25 pools, scores (the same scores its search gives) and fills."""
+    from lextune.errors import ConfigError
+    from lextune.index import IndexBuildConfig, LexIndex, build_index, docs_from_chunks
+    from lextune.ingest import read_chunks
+    from lextune.pipeline.config import RunConfig
+
+    build_index(docs_from_chunks(read_chunks(prepared / "chunks")), tmp_path / "bm25only", IndexBuildConfig(dense=None),
+                source={"chunks": str(prepared / "chunks")})
+    index = LexIndex.load(tmp_path / "bm25only")
+    assert index.dense() is None
+    query = "금융회사 이용자 보호의무"
+    top = index.bm25.search({"q": query}, 5)["q"]
+    assert index.bm25.score_ids(query, list(top)) == pytest.approx(list(top.values()))
+    assert index.bm25.score_ids("", list(top)) == [0.0] * len(top) and index.bm25.score_ids(query, []) == []
+    _precedent_queries(prepared, tmp_path, "금융거래에서 손해를 본 사람 {i}의 구제 방법", "[1]테스트금융법 제2조의2, 제4조", 4)
+    with pytest.raises(ConfigError, match="scorer 'dense' needs an index with a dense part"):
+        mine(tmp_path / "pq", tmp_path / "bm25only", tmp_path / "d.jsonl", MineConfig())
+    summary = mine(tmp_path / "pq", tmp_path / "bm25only", tmp_path / "b.jsonl",
+                   MineConfig(n_negatives=3, scorer="bm25", bm25_depth=3, max_score_ratio=0.95))
+    recs = _records(tmp_path / "b.jsonl")
+    assert len(recs) == 4 and summary.skipped_no_negative == 0 and summary.seconds["dense"] == 0
+    assert summary.filled["deeper"] > 0  # a 3-deep pool with the positives and siblings removed: BM25 ranks below it
+    for r in recs:
+        assert len(r["neg"]) == 3 and not set(r["neg"]) & set(r["pos"])
+        hard = [n for n, k in zip(r["neg"], r["neg_kinds"], strict=True) if k != "random"]
+        scores = [s for s, k in zip(r["neg_scores"], r["neg_kinds"], strict=True) if k != "random"]
+        assert index.bm25.score_ids(r["query"], hard) == pytest.approx(scores)
+        assert r["pos_scores"] == pytest.approx(index.bm25.score_ids(r["query"], r["pos"]))
+    with pytest.raises(ValueError, match="mine.scorer to bm25"):
+        RunConfig(inputs=["x"], dense_index=False)
+    assert RunConfig(inputs=["x"], dense_index=False, mine={"scorer": "bm25"}).mine.scorer == "bm25"

@@ -41,6 +41,7 @@ class BM25Index:
         self.tokenizer = make_tokenizer(self.config.tokenizer)
         self.ids: list[str] = []
         self._bm25 = None
+        self._pos: dict[str, int] | None = None
 
     def build(self, ids: list[str], texts: list[str], progress: bool = False) -> BM25Index:
         """Tokenize (in batches) and index ``texts`` under ``ids``."""
@@ -53,6 +54,7 @@ class BM25Index:
         self._bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
         self._bm25.index(tokens, show_progress=progress)
         self.ids = list(ids)
+        self._pos = None
         return self
 
     def search(self, queries: dict[str, str], k: int = 100) -> Run:
@@ -72,6 +74,21 @@ class BM25Index:
         for (qid, _), row_docs, row_scores in zip(todo, docs, scores, strict=True):
             run[qid] = {self.ids[int(d)]: float(s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0}
         return run
+
+    def score_ids(self, query: str, ids: list[str]) -> list[float]:
+        """BM25 scores of the chunks ``ids`` for one query (0 for a query with no usable token)."""
+        if self._bm25 is None:
+            raise ConfigError("the BM25 index is empty: build or load it first")
+        if not ids:
+            return []
+        vocab = self._bm25.vocab_dict
+        toks = [t for t in self.tokenizer([query])[0] if t in vocab]
+        if not toks:
+            return [0.0] * len(ids)
+        if self._pos is None:
+            self._pos = {d: i for i, d in enumerate(self.ids)}
+        scores = self._bm25.get_scores(toks)
+        return [float(scores[self._pos[d]]) for d in ids]
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

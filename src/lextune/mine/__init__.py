@@ -1,15 +1,16 @@
 """Hybrid hard-negative mining with false-negative control.
 
 Candidates are the union of BM25 top-N and dense top-N for each training query. They are scored on one
-scale (dense cosine by default, or a cross-encoder), then negatives are chosen (top after skipping the
+scale (dense cosine by default, BM25 where no dense index was built, or a cross-encoder), then negatives are chosen (top after skipping the
 first ranks, or sampled from a rank range, mixed with random negatives). Likely false negatives are
 dropped first: the positives themselves, optionally their sibling provisions (same article) and the
 provisions linked to them by cross-references, and any candidate scoring above ``max_score_ratio`` of
 the best positive's score (positive-aware, as in NV-Retriever) or within ``min_margin`` of it. Every drop is
 counted by reason. Scores are compared on a per-query scale (``score_scale: pool``: 0 = the weakest pooled
 candidate, 1 = the best positive), so a ratio means the same for any model. A query whose pool the filters
-emptied is never dropped silently: its negatives come from deeper dense ranks (``fill_depth``), then at
-random from the corpus, and the record says which (``neg_kinds``); the summary counts per generator how many queries got how many hard negatives. Siblings are
+emptied is never dropped silently: its negatives come from deeper dense (else BM25) ranks (``fill_depth``),
+then at random from the corpus, and the record says which (``neg_kinds``); the summary counts per generator
+how many queries got how many hard negatives. Siblings are
 the other paragraphs of a positive's article: from ingest's ``parent_id``, or for a passage without
 structure from a title that names its article (``민법 406조 (채권자취소권)``). Work is appended per batch, so
 a crashed run resumes.
@@ -41,7 +42,10 @@ class MineConfig(BaseModel):
 
     bm25_depth: int = Field(50, ge=0)
     dense_depth: int = Field(50, ge=0)
-    scorer: Literal["dense", "reranker"] = "dense"
+    scorer: Literal["dense", "bm25", "reranker"] = Field(
+        "dense", description="What scores candidates for the false-negative filter and the order of negatives: the "
+        "dense model's cosine, BM25 (no dense index needed: BM25 candidates, deeper fill from BM25), or a "
+        "cross-encoder.")
     reranker: RerankConfig | None = None
     n_negatives: int = Field(7, ge=1)
     selection: Literal["top", "range"] = "top"
@@ -188,7 +192,9 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
         raise ConfigError(f"{queries_dir}: no {split} queries with positives")
     dense = index.dense()
     if config.scorer == "dense" and dense is None:
-        raise ConfigError("scorer 'dense' needs an index with a dense part (or use scorer: reranker)")
+        raise ConfigError("scorer 'dense' needs an index with a dense part (or use scorer: bm25 or reranker)")
+    if config.scorer == "bm25" and index.bm25 is None:
+        raise ConfigError("scorer 'bm25' needs an index with a BM25 part")
     reranker = Reranker(config.reranker) if config.scorer == "reranker" and config.reranker else None
     if config.scorer == "reranker" and reranker is None:
         raise ConfigError("scorer 'reranker' needs a reranker section (model)")
@@ -208,6 +214,8 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
             texts = [qmeta[qid].get("positive_text") if i < n_pos and qmeta[qid].get("positive_text")
                      else index.docs[d]["contents"] for i, d in enumerate(ids)]
             return list(reranker.score([(text, x) for x in texts]))
+        if config.scorer == "bm25":
+            return index.bm25.score_ids(text, ids)
         vecs = np.stack([dense.index.reconstruct(dense_pos[d]) for d in ids])
         return (vecs @ qvec_of[qid]).tolist()
 
@@ -237,6 +245,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
         return kept
 
     qvec_of: dict = {}
+    timer = "rerank" if reranker is not None else config.scorer  # where scoring time is counted
     asked_random = int(round(config.n_negatives * config.random_ratio))
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
@@ -269,16 +278,15 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 for q, docs in index.bm25.search(batch, config.bm25_depth).items():
                     cands[q].update(docs)
             summary.seconds["bm25"] += time.perf_counter() - t
-            t = time.perf_counter()
-            qvecs = None
             if dense is not None:
+                t = time.perf_counter()
                 qids = list(batch)
                 qvecs = dense.encoder.encode_queries([batch[q] for q in qids])
                 if config.dense_depth:
                     for q, docs in dense.search_vectors(qids, qvecs, config.dense_depth).items():
                         cands[q].update(docs)
                 qvec_of = dict(zip(qids, qvecs, strict=True))  # this batch's (score() reads it)
-            summary.seconds["dense"] += time.perf_counter() - t
+                summary.seconds["dense"] += time.perf_counter() - t
             for qid, text in batch.items():
                 pos = positives[qid]
                 pool = sorted(cands[qid] - set(pos))
@@ -303,7 +311,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                 scored_ids = pos + pool
                 t = time.perf_counter()
                 scores = score(qid, text, scored_ids, len(pos))
-                summary.seconds["rerank" if reranker is not None else "dense"] += time.perf_counter() - t
+                summary.seconds[timer] += time.perf_counter() - t
                 pos_scores = scores[: len(pos)]
                 cand_scores = dict(zip(pool, scores[len(pos):], strict=True))
                 ref = max(pos_scores) if pos_scores else None  # the best positive: what a false negative rivals
@@ -318,14 +326,17 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
                     hard = rng.sample(window, min(n_hard, len(window)))
                     hard.sort(key=lambda x: -cand_scores[x])
                 kinds = ["hard"] * len(hard)
-                if len(hard) < n_hard and config.fill == "deeper" and dense is not None:
+                if len(hard) < n_hard and config.fill == "deeper" and (dense is not None or index.bm25 is not None):
                     seen = set(cands[qid]) | banned | set(hard)
-                    deeper = [d for d in dense.search_vectors([qid], qvec_of[qid][None, :], config.fill_depth)[qid]
-                              if d not in seen]
+                    t = time.perf_counter()
+                    ranked = (dense.search_vectors([qid], qvec_of[qid][None, :], config.fill_depth)[qid]
+                              if dense is not None else index.bm25.search({qid: text}, config.fill_depth)[qid])
+                    summary.seconds["dense" if dense is not None else "bm25"] += time.perf_counter() - t
+                    deeper = [d for d in ranked if d not in seen]
                     if deeper:
                         t = time.perf_counter()
                         deeper_scores = dict(zip(deeper, score(qid, text, deeper, 0), strict=True))
-                        summary.seconds["rerank" if reranker is not None else "dense"] += time.perf_counter() - t
+                        summary.seconds[timer] += time.perf_counter() - t
                         cand_scores.update(deeper_scores)
                         extra = keep_below(deeper, deeper_scores, ref, banned, floor)[: n_hard - len(hard)]
                         if extra:

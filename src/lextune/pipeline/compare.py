@@ -109,7 +109,7 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
         ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
         return 0.0, {"weight": 0.0, "queries": 0, "ndcg@10": {}}
     index = index_of()
-    dense = tuned_dense_of(index) or index.dense(base_enc)
+    dense = tuned_dense_of(index) or index.dense(base_enc) or index.dense_with(base_enc, ctx.config.dense_index_type)
     first = run_top(fuse_runs([index.bm25.search(queries, 100), dense.search(queries, 100)], fusion), 100)
     ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
     reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
@@ -184,7 +184,7 @@ def compare(ctx) -> dict:
             ds = load_beir(path, queries_file=qfile, split=ds_cfg.split)
             if index is None:
                 index = run_index() if ds_cfg.corpus == "run" else _dataset_index(ctx, ds_cfg, ds)
-                base_dense = index.dense(base_enc)
+                base_dense = index.dense(base_enc) or index.dense_with(base_enc, ctx.config.dense_index_type)
                 tuned_dense = tuned_dense_of(index)
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:

@@ -89,6 +89,9 @@ class RunConfig(BaseModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
+    dense_index: bool = Field(True, description="Encode every passage with base_model into the run's index. Off "
+                              "(a large corpus on CPU): mining scores with BM25 (mine.scorer: bm25) and evaluation "
+                              "encodes the passages it needs when it needs them (cached).")
     dense_index_type: Literal["flat", "hnsw", "ivf", "auto"] = "flat"
     mine: MineConfig = Field(default_factory=MineConfig)
     train_biencoder: dict[str, Any] | None = Field(default_factory=dict,
@@ -122,6 +125,9 @@ class RunConfig(BaseModel):
                 first = exc.errors()[0]
                 where = ".".join([name, *(str(x) for x in first["loc"])])
                 raise ValueError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+        if not self.dense_index and self.mine.scorer == "dense":
+            raise ValueError("dense_index: false leaves the index without a dense part: set mine.scorer to bm25 "
+                             "(or reranker)")
         if self.reranker_init == "biencoder" and (self.train_biencoder is None or self.train_reranker is None):
             raise ValueError("reranker_init: biencoder needs both train_biencoder and train_reranker")
         if self.targeted is not None and self.train_biencoder is None:

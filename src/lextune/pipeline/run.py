@@ -78,7 +78,7 @@ def _stage_config(cfg: RunConfig, stage: str) -> dict:
     return {"ingest": lambda: {"ingest": cfg.ingest.model_dump(mode="json"), "inputs": sorted(cfg.inputs)},
             "synth": lambda: cfg.synth.model_dump(mode="json"),
             "index": lambda: {"bm25": cfg.bm25.model_dump(mode="json"), "model": cfg.base_model,
-                              "type": cfg.dense_index_type},
+                              "type": cfg.dense_index_type, **({} if cfg.dense_index else {"dense": False})},
             "mine": lambda: cfg.mine.model_dump(mode="json"),
             "train_biencoder": lambda: {"base": cfg.base_model, **(cfg.train_biencoder or {})},
             "train_reranker": lambda: {"base": cfg.base_model, **(cfg.train_reranker or {}),
@@ -120,7 +120,8 @@ def _index(ctx: RunContext) -> dict:
 
     docs = docs_from_chunks(read_chunks(ctx.dir("ingest")))
     cfg = IndexBuildConfig(bm25=ctx.config.bm25,
-                           dense=DenseConfig(model=ctx.config.base_model, index_type=ctx.config.dense_index_type))
+                           dense=DenseConfig(model=ctx.config.base_model, index_type=ctx.config.dense_index_type)
+                           if ctx.config.dense_index else None)
     build_index(docs, ctx.dir("index"), cfg, source={"chunks": str(ctx.dir("ingest"))})
     return {"documents": len(docs)}
 
