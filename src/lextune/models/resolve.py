@@ -1,6 +1,6 @@
 """One resolver for every place that takes a model spec.
 
-A spec is ``bundled:multilingual-e5-small``, a local Hugging Face or sentence-transformers folder, a
+A spec is ``bundled:multilingual-e5-small`` (or a shipped fine-tune of it, ``bundled:lextune-legal-ko-small``), a local Hugging Face or sentence-transformers folder, a
 PEFT adapter folder (its base is resolved in turn), or a Hugging Face hub id.
 """
 
@@ -15,8 +15,10 @@ from urllib.parse import urlparse
 
 from lextune.errors import ModelNotFoundError
 from lextune.models.bundled import BUNDLED_NAME, bundled_model_dir
+from lextune.models.shipped import LEGAL_NAME, shipped_model_dir
 
-BUNDLED = {BUNDLED_NAME: bundled_model_dir}
+# ``bundled:<name>``: the converted base, and fine-tunes of it shipped as deltas (models/shipped.py).
+BUNDLED = {BUNDLED_NAME: bundled_model_dir, LEGAL_NAME: lambda: shipped_model_dir(LEGAL_NAME)}
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ResolvedModel:
 
 def _alternatives() -> str:
     return (
-        f"use `bundled:{BUNDLED_NAME}` (offline, ships with lextune), a local model folder, "
+        f"use `bundled:{BUNDLED_NAME}` or `bundled:{LEGAL_NAME}` (offline, ship with lextune), a local model folder, "
         "or a PEFT adapter folder"
     )
 
