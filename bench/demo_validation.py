@@ -1,5 +1,5 @@
 """A demo run's systems on the 20 validation questions shipped with lextune (never in the demo's table):
-BM25, the run's tuned dense model and their RRF hybrid, nDCG@10 / Hit@1 / Recall@10. For choosing demo
+BM25, the run's base and tuned dense models and their RRF hybrids with BM25, nDCG@10 / Hit@1 / Recall@10. For choosing demo
 settings without looking at the 60 questions the demo reports.
 
     .venv/bin/python bench/demo_validation.py RUN_DIR [RUN_DIR ...]
@@ -27,10 +27,13 @@ def main() -> None:
     for run in args.runs:
         index = LexIndex.load(f"{run}/index")
         dense = index.dense_with(BiEncoder(f"{run}/train_biencoder/model"), "flat")
-        runs = {"bm25": index.bm25.search(ds.queries, 100), "dense-tuned": dense.search(ds.queries, 100)}
+        runs = {"bm25": index.bm25.search(ds.queries, 100), "dense-base": index.dense().search(ds.queries, 100),
+                "dense-tuned": dense.search(ds.queries, 100)}
+        runs["hybrid-base"] = fuse_runs([runs["bm25"], runs["dense-base"]], FusionConfig(method="rrf", rrf_k=60))
         runs["hybrid-tuned"] = fuse_runs([runs["bm25"], runs["dense-tuned"]], FusionConfig(method="rrf", rrf_k=60))
         table = {s: evaluate_run(ds.qrels, r, ["ndcg@10", "hit_rate@1", "recall@10"]) for s, r in runs.items()}
-        print(json.dumps({"run": run, "queries": len(ds.queries), "systems": table}))
+        base = (index.meta.get("dense_model") or {}).get("spec")
+        print(json.dumps({"run": run, "base_model": base, "queries": len(ds.queries), "systems": table}))
 
 
 if __name__ == "__main__":

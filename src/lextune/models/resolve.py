@@ -18,7 +18,7 @@ from lextune.models.bundled import BUNDLED_NAME, bundled_model_dir
 from lextune.models.shipped import LEGAL_NAME, shipped_model_dir
 
 # ``bundled:<name>``: the converted base, and fine-tunes of it shipped as deltas (models/shipped.py).
-BUNDLED = {BUNDLED_NAME: bundled_model_dir, LEGAL_NAME: lambda: shipped_model_dir(LEGAL_NAME)}
+BUNDLED = {BUNDLED_NAME: bundled_model_dir, LEGAL_NAME: lambda force=False: shipped_model_dir(LEGAL_NAME, force=force)}
 
 
 @dataclass(frozen=True)
