@@ -124,7 +124,7 @@ def export_delta(trained: str | Path, out: str | Path, *, name: str, card: str |
     if not changed:
         raise ConfigError(f"{trained} equals {BUNDLED_SPEC}: nothing to ship")
     out.mkdir(parents=True, exist_ok=True)
-    save_file(changed, str(out / DELTA_FILE), metadata={"format": "pt", "base": BUNDLED_SPEC})
+    save_file(changed, str(out / DELTA_FILE), metadata={"format": "pt"})  # one key: byte-identical on re-export
     (out / DELTA_FILE).chmod(0o644)
     manifest = {"name": name, "base": BUNDLED_SPEC, "base_sha256_12": _base_digest(base), "dtype": dtype,
                 "tensors": sorted(changed), "parameters": int(sum(t.numel() for t in changed.values())),
