@@ -89,7 +89,8 @@ enc = BiEncoder("bundled:lextune-legal-ko-small")
 Trained on statutes courts cite; it leans toward often-cited paragraphs (see the breakdown by gold cited by a
 decision or not) and toward the court's phrasing of legal issues: on lextune's 20 hand-written everyday-language
 validation questions about 11 statutes its dense nDCG@10 was 0.331 against the base's 0.423 (2026-12-07,
-docs/benchmarks.md), so lextune's demo keeps the base. Long paragraphs are truncated at 512 tokens. Evaluate on your own questions before
+docs/benchmarks.md), so lextune's demo keeps the base. Tuning it further on a corpus with lextune's offline
+title and inverse-cloze queries lowered it on koblex-dev (hybrid 0.812 -> 0.808, scenario 0.814 -> 0.781). Long paragraphs are truncated at 512 tokens. Evaluate on your own questions before
 relying on it: `lextune run` reports it against BM25.
 """
 
