@@ -236,3 +236,19 @@ def test_targeted_records_use_outrankers_not_siblings_and_never_a_validation_que
         assert r["neg"][:3] == [o.id for o in others] and r["query"] not in banned
         assert r["source_failure"] == "v1" and r["category"] == "sibling_article"
     assert len({r["query"] for r in records}) == len(records)
+
+
+def test_a_run_without_a_dense_index_mines_with_bm25_and_still_compares_dense(tmp_path, bundled_dir):
+    """dense_index: false (a large corpus on CPU): BM25-only index and mining; eval encodes what it needs."""
+    from lextune.pipeline import RunConfig, run_pipeline
+
+    cfg = tiny_config(tmp_path / "run")
+    cfg.update(dense_index=False, mine={"n_negatives": 2, "scorer": "bm25"}, train_reranker=None, targeted=None,
+               eval={"report": False, "rerank_weight": 0, "datasets": [{"name": "synthetic-dev", "max_queries": 10}]})
+    result = run_pipeline(RunConfig.model_validate(cfg))
+    run = tmp_path / "run"
+    assert (run / "index" / "bm25").is_dir() and not (run / "index" / "dense").exists()
+    mined = result.stages["mine"]["summary"]
+    assert mined["records"] > 0 and mined["seconds"]["dense"] == 0 and mined["skipped_no_negative"] == 0
+    systems = next(iter(result.comparison["datasets"].values()))["systems"]
+    assert {"bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned"} <= set(systems)
