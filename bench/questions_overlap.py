@@ -11,19 +11,12 @@ import statistics
 
 
 def main() -> None:
-    from lextune.demo import bundled_questions
-    from lextune.index.tokenize import TokenizerConfig, make_tokenizer
+    from lextune.demo import QUESTION_SPLITS, bundled_questions, question_gold_overlap
     from lextune.runs import load_beir
 
-    tok = make_tokenizer(TokenizerConfig())
-    for kind, split in (("demo", "test"), ("validation", "dev")):
+    for kind, split in QUESTION_SPLITS.items():
         ds = load_beir(bundled_questions(kind), split=split)
-        shares = []
-        for qid, text in ds.queries.items():
-            words = set(tok([text])[0])
-            gold = {w for c in ds.qrels[qid] for w in tok([ds.corpus[c]["title"] + "\n" + ds.corpus[c]["text"]])[0]}
-            shares.append(len(words & gold) / len(words))
-        shares.sort()
+        shares = sorted(question_gold_overlap(kind).values())
         n = len(shares)
         p10, p25, p75, p90 = (shares[min(n - 1, int(q * (n - 1) + 0.5))] for q in (0.1, 0.25, 0.75, 0.9))
         two_paragraphs = sum(len(g) > 1 for g in ds.qrels.values())

@@ -28,6 +28,25 @@ def bundled_questions(kind: str = "demo") -> Path:
     return Path(str(resources.files("lextune") / "data" / name))
 
 
+QUESTION_SPLITS = {"demo": "test", "validation": "dev"}
+
+
+def question_gold_overlap(kind: str = "demo") -> dict[str, float]:
+    """Per bundled question (``kind`` as in :func:`bundled_questions`): the share of its content morphemes (the
+    BM25 tokenizer's) found in its gold paragraphs' titles and texts; how lexical the question is."""
+    from lextune.index.tokenize import TokenizerConfig, make_tokenizer
+    from lextune.runs import load_beir
+
+    tok = make_tokenizer(TokenizerConfig())
+    ds = load_beir(bundled_questions(kind), split=QUESTION_SPLITS[kind])
+    shares = {}
+    for qid, text in ds.queries.items():
+        words = set(tok([text])[0])
+        gold = {w for c in ds.qrels[qid] for w in tok([ds.corpus[c]["title"] + "\n" + ds.corpus[c]["text"]])[0]}
+        shares[qid] = len(words & gold) / len(words)
+    return shares
+
+
 def demo_config(out_dir: str | Path = "lextune-demo", *, quick: bool = False) -> RunConfig:
     """The demo's RunConfig (``quick``: a few steps only, for tests)."""
     steps = {"max_steps": 6} if quick else {"max_steps": -1}  # the targeted pass: one epoch of its records

@@ -22,12 +22,9 @@ def import_bundled(
     folder in the cache."""
     setup_logging()
     with user_errors():
-        from lextune.errors import ModelNotFoundError
-        from lextune.models.resolve import BUNDLED
+        from lextune.models.resolve import bundled_dir
 
-        if name not in BUNDLED:
-            raise ModelNotFoundError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED)}")
-        path = BUNDLED[name](force=force)
+        path = bundled_dir(name, force=force)
     out.print(f"bundled:{name} -> {path}")
 
 

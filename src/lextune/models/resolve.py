@@ -65,14 +65,18 @@ def _hub_cached(repo_id: str) -> str | None:
         return None
 
 
+def bundled_dir(name: str, *, force: bool = False) -> Path:
+    """The cache folder of ``bundled:<name>``, converted or rebuilt on first use (or when ``force``)."""
+    if name not in BUNDLED:
+        raise ModelNotFoundError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED)}")
+    return BUNDLED[name](force=force)
+
+
 def resolve_model(spec: str | os.PathLike) -> ResolvedModel:
     """Resolve ``spec`` to local weights, converting the bundled model on first use."""
     spec = str(spec)
     if spec.startswith("bundled:"):
-        name = spec.split(":", 1)[1]
-        if name not in BUNDLED:
-            raise ModelNotFoundError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED)}")
-        return ResolvedModel(spec, "bundled", str(BUNDLED[name]()))
+        return ResolvedModel(spec, "bundled", str(bundled_dir(spec.split(":", 1)[1])))
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():

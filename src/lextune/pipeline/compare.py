@@ -94,7 +94,7 @@ def by_generator(result, generators: dict[str, str]) -> dict:
         for s in result.systems}} for g, qs in sorted(groups.items())}
 
 
-def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> tuple[float, dict]:
+def _auto_weight(ctx, reranker, index_of, fusion, base_dense_of, tuned_dense_of) -> tuple[float, dict]:
     """Choose the blend weight on the run's synthetic validation split (held out from training by chunk)."""
     from lextune.runs import load_beir
 
@@ -109,7 +109,7 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_enc, tuned_dense_of) -> t
         ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
         return 0.0, {"weight": 0.0, "queries": 0, "ndcg@10": {}}
     index = index_of()
-    dense = tuned_dense_of(index) or index.dense(base_enc) or index.dense_with(base_enc, ctx.config.dense_index_type)
+    dense = tuned_dense_of(index) or base_dense_of(index)
     first = run_top(fuse_runs([index.bm25.search(queries, 100), dense.search(queries, 100)], fusion), 100)
     ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
     reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
@@ -156,26 +156,36 @@ def compare(ctx) -> dict:
     base_enc = BiEncoder(ctx.config.base_model)
     tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
     table: dict = {"datasets": {}}
-    # The run's index and each index's tuned dense index, made once for the weight choice and every dataset.
+    # The run's index and each index's base and tuned dense indexes, made once for the weight choice and every
+    # dataset (an index built without a dense part is encoded with the base model here, once).
     @functools.cache
     def run_index():
         from lextune.index import LexIndex
 
         return LexIndex.load(ctx.dir("index"))
 
-    tuned_by_folder: dict = {}
+    made: dict = {}
+
+    def dense_of(index, enc, name: str):
+        """The index's dense part for ``enc``: its own (the base model's, when built), else encoded once."""
+        if (index.folder, name) not in made:
+            own = index.dense(enc) if name == "base" else None
+            if own is None:
+                ctx.say("eval", f"encoding {len(index.docs)} passages of {index.folder.name} with the {name} model "
+                                "(cached)")
+                own = index.dense_with(enc, ctx.config.dense_index_type)
+            made[index.folder, name] = own
+        return made[index.folder, name]
+
+    def base_dense_of(index):
+        return dense_of(index, base_enc, "base")
 
     def tuned_dense_of(index):
-        if tuned_enc is None:
-            return None
-        if index.folder not in tuned_by_folder:
-            ctx.say("eval", f"encoding {len(index.docs)} passages of {index.folder.name} with the tuned model (cached)")
-            tuned_by_folder[index.folder] = index.dense_with(tuned_enc, ctx.config.dense_index_type)
-        return tuned_by_folder[index.folder]
+        return dense_of(index, tuned_enc, "tuned") if tuned_enc is not None else None
 
     weight = cfg.rerank_weight
     if reranker is not None and weight == "auto":
-        weight, table["rerank_weight"] = _auto_weight(ctx, reranker, run_index, fusion, base_enc, tuned_dense_of)
+        weight, table["rerank_weight"] = _auto_weight(ctx, reranker, run_index, fusion, base_dense_of, tuned_dense_of)
     for ds_cfg in cfg.datasets:
         path = Path(ds_cfg.path) if ds_cfg.path else ctx.dir("synth")
         index = None
@@ -184,7 +194,7 @@ def compare(ctx) -> dict:
             ds = load_beir(path, queries_file=qfile, split=ds_cfg.split)
             if index is None:
                 index = run_index() if ds_cfg.corpus == "run" else _dataset_index(ctx, ds_cfg, ds)
-                base_dense = index.dense(base_enc) or index.dense_with(base_enc, ctx.config.dense_index_type)
+                base_dense = base_dense_of(index)
                 tuned_dense = tuned_dense_of(index)
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
