@@ -117,17 +117,23 @@ def built_index(bundled_dir, module_tmp):
     return build_index(docs, out, IndexBuildConfig(dense=DenseConfig()))
 
 
+def _pipe(index, config, encoder=None):
+    from lextune.index import PipelineResources, build_pipeline
+
+    return build_pipeline(index, config, PipelineResources(encoder=encoder))
+
+
 def test_dense_and_hybrid_pipelines(built_index, encoder):
     from lextune.index import PipelineConfig
 
     q = {"q": "은행이 망하면 예금은 얼마까지 보호되나요?"}
-    dense = built_index.pipeline(PipelineConfig(retrievers=["dense"]), encoder).search(q, k=3)["q"]
+    dense = _pipe(built_index, PipelineConfig(retrievers=["dense"]), encoder).search(q, k=3)["q"]
     assert len(dense) == 3 and max(dense, key=dense.get) == "p2"
     expected = encoder.encode_queries([q["q"]]) @ encoder.encode_passages([PASSAGES["p2"]]).T
     assert dense["p2"] == pytest.approx(float(expected[0, 0]), abs=1e-4)
-    hybrid = built_index.pipeline(PipelineConfig(), encoder).search(q, k=2)["q"]
+    hybrid = _pipe(built_index, PipelineConfig(), encoder).search(q, k=2)["q"]
     assert len(hybrid) == 2 and "p2" in hybrid
-    assert built_index.pipeline(PipelineConfig(), encoder).search({"e": ""}, k=2) == {"e": {}}
+    assert _pipe(built_index, PipelineConfig(), encoder).search({"e": ""}, k=2) == {"e": {}}
 
 
 def test_dense_index_refuses_another_model(built_index, bundled_dir):
@@ -149,7 +155,7 @@ def test_embedding_cache_avoids_reencoding(encoder, monkeypatch):
 
 
 def test_rerank_reorders_the_top_k(built_index, bundled_dir):
-    from lextune.index.pipeline import Rerank
+    from lextune.index.pipeline import RerankStep
     from lextune.index.rerank import RerankConfig, Reranker
 
     reranker = Reranker(RerankConfig(model=str(bundled_dir), k=3), device="cpu")
@@ -159,23 +165,72 @@ def test_rerank_reorders_the_top_k(built_index, bundled_dir):
     reranked = reranker.rerank(queries, base_run, PASSAGES)["q"]
     assert reranked == pytest.approx(scores)
 
-    class Fixed:
-        def search(self, queries, k=10):
-            return base_run
-
-    top = Rerank(Fixed(), reranker, PASSAGES, k_rerank=2).search(queries, k=3)["q"]
+    top = _apply(RerankStep(reranker, PASSAGES, k_rerank=2, weight=1.0), queries, base_run, k=3)["q"]
     assert set(list(top)[:2]) == {"p1", "p2"} and min(top, key=top.get) == "p3"  # below k keeps its place
+    # weight 0 is the first stage itself, and the reranker is not run
+    assert _apply(RerankStep(None, PASSAGES, k_rerank=2, weight=0.0), queries, base_run, k=3) == base_run
+
+
+def _apply(step, queries, run, k):
+    from lextune.index.bm25 import run_top
+
+    return run_top(step.apply(queries, run, {}), k)
 
 
 def test_article_aggregation():
-    from lextune.index.pipeline import AggregateToArticle
+    from lextune.index.pipeline import AggregateStep
 
-    class Fixed:
-        def search(self, queries, k=10):
-            return {"q": {"L:a1:p1": 0.5, "L:a1:p2": 0.9, "L:a2": 0.7}}
-
-    agg = AggregateToArticle(Fixed(), {"L:a1:p1": "L:a1", "L:a1:p2": "L:a1"}).search({"q": "x"}, k=5)["q"]
+    run = {"q": {"L:a1:p1": 0.5, "L:a1:p2": 0.9, "L:a2": 0.7}}
+    agg = _apply(AggregateStep({"L:a1:p1": "L:a1", "L:a1:p2": "L:a1"}, depth=100), {"q": "x"}, run, k=5)["q"]
     assert agg == {"L:a1": 0.9, "L:a2": 0.7}
+
+
+def test_a_retriever_added_through_its_registry_entry_alone(built_index, encoder):
+    """A toy retriever is one registry entry: YAML names it with its options, fused like the built-in ones."""
+    from lextune.index import PipelineConfig, register_retriever
+    from lextune.index.pipeline import RETRIEVERS, RetrieverOptions
+
+    class ToyOptions(RetrieverOptions):
+        favourite: str
+
+    class Toy:
+        def __init__(self, favourite):
+            self.favourite = favourite
+
+        def search(self, queries, k=10):
+            return {q: {self.favourite: 1.0} for q in queries}
+
+    register_retriever("toy", ToyOptions)(lambda index, options, config, resources: Toy(options.favourite))
+    try:
+        cfg = PipelineConfig.model_validate({"retrievers": ["bm25", {"name": "toy", "favourite": "p3"}]})
+        assert cfg.model_dump(mode="json")["retrievers"] == ["bm25", {"name": "toy", "favourite": "p3"}]
+        run = _pipe(built_index, cfg, encoder).search({"q": "예금 보험금 지급한도"}, k=3)["q"]
+        assert "p3" in run and "p2" in run
+        alone = _pipe(built_index, PipelineConfig(retrievers=[{"name": "toy", "favourite": "p1"}])).search({"q": "x"}, 3)
+        assert alone == {"q": {"p1": 1.0}}
+        with pytest.raises(ValueError, match="favourite"):
+            PipelineConfig.model_validate({"retrievers": ["toy"]})
+    finally:
+        del RETRIEVERS["toy"]
+    with pytest.raises(ValueError, match="unknown retriever 'toy'"):
+        PipelineConfig.model_validate({"retrievers": ["toy"]})
+
+
+def test_a_pipeline_names_its_dense_model_and_the_index_encodes_for_it(built_index, encoder, bundled_dir):
+    """dense_model = the index's model: the stored vectors; another model: the documents encoded for it."""
+    from lextune.index import PipelineConfig, PipelineResources, build_pipeline
+    from lextune.models.biencoder import BiEncoder
+
+    other = BiEncoder(bundled_dir, template="none", device="cpu")  # other settings -> other vectors
+    q = {"q": "은행이 망하면 예금은 얼마까지 보호되나요?"}
+    resources = PipelineResources(encoders=[encoder, other])
+    stored = build_pipeline(built_index, PipelineConfig(retrievers=["dense"], dense_model=encoder.spec), resources)
+    assert stored.retrievers["dense"].inner.index is built_index.dense(encoder)
+    encoded = build_pipeline(built_index, PipelineConfig(retrievers=["dense"], dense_model=other.spec), resources)
+    run = encoded.search(q, 3)["q"]
+    expected = other.encode_queries([q["q"]]) @ other.encode_passages(list(PASSAGES.values())).T
+    assert run == pytest.approx(dict(zip(PASSAGES, expected[0].tolist(), strict=True)), abs=1e-4)
+    assert not built_index.dense_spec or built_index.dense_spec != other.spec
 
 
 def test_cli_index_build_and_search(bundled_dir, tmp_path):
@@ -230,3 +285,33 @@ def test_auto_index_type_is_exact_when_small_and_hnsw_when_large():
     exact = small.search_vectors(["q"], vecs[:1], 5)["q"]
     approx = large.search_vectors(["q"], vecs[:1], 5)["q"]
     assert next(iter(sorted(exact, key=lambda d: -exact[d]))) == "d0" == max(approx, key=approx.get)
+
+
+def test_cli_eval_compares_pipeline_yamls_in_one_table_with_p_values(built_index, tmp_path):
+    import json
+
+    import yaml
+
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": k, "text": v}, ensure_ascii=False) + "\n"
+                                               for k, v in PASSAGES.items()), encoding="utf-8")
+    queries = {"a": "예금 보험금 지급한도", "b": "야간 방문 채권추심", "c": "접근매체 위조 손해배상"}
+    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n"
+                                                for q, t in queries.items()), encoding="utf-8")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\na\tp2\t1\nb\tp3\t1\nc\tp1\t1\n", encoding="utf-8")
+    (tmp_path / "wsum.yaml").write_text(yaml.safe_dump({"retrievers": ["bm25", "dense"], "fusion": {
+        "method": "wsum", "weights": [0.3, 0.7], "norm": "min-max"}}), encoding="utf-8")
+    res = CliRunner().invoke(app, ["eval", "-d", str(data), "-i", str(built_index.folder), "-s", "bm25=bm25",
+                                   "-s", f"w={tmp_path / 'wsum.yaml'}", "-o", str(tmp_path / "ev"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "p (ndcg@10)" in res.output and "paired two-sided t-test against bm25" in res.output
+    # piped (not a terminal) the whole table prints as Markdown, never cut to 80 columns
+    assert "| system | ndcg@10 | recall@10 | recall@100 | mrr@10 | hit_rate@1 | map@10 | precision@10 | W/T/L | p (" \
+        in res.output and "…" not in res.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["results"]["p_vs_first"]["ndcg@10"]) == {"w"}
+    assert metrics["systems"]["w"]["pipeline"]["fusion"]["weights"] == [0.3, 0.7]
+    bad = CliRunner().invoke(app, ["eval", "-d", str(data), "-i", str(built_index.folder), "-s", "x=bm25", "-s",
+                                   "x=dense", "-o", str(tmp_path / "ev2")])
+    assert bad.exit_code == 2 and "its own name" in bad.output

@@ -116,7 +116,7 @@ def test_by_generator_means_per_query_scores():
 
 
 def test_blend_by_hand():
-    from lextune.pipeline.compare import blend
+    from lextune.index.pipeline import blend
 
     first = {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}}
     reranked = {"q": {"c": 9.0, "a": 5.0, "b": 1.0, "d": -1e6}}

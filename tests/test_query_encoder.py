@@ -196,9 +196,9 @@ def test_service_searches_the_teachers_index_with_the_query_model(student, encod
     passage_vecs = encoder.encode_passages([d["contents"] for d in docs])
     np.testing.assert_allclose([dense[d["id"]] for d in docs], passage_vecs @ expected[0], atol=1e-4)
     # `lextune eval` pipelines take the same student (a YAML `query_model:`), so the trade can be measured there
-    from lextune.index import PipelineConfig
+    from lextune.index import PipelineConfig, build_pipeline
 
-    run = index.pipeline(PipelineConfig(retrievers=["dense"], query_model=str(student))).search({"q": "밤에 빚 독촉"}, 3)
+    run = build_pipeline(index, PipelineConfig(retrievers=["dense"], query_model=str(student))).search({"q": "밤에 빚 독촉"}, 3)
     np.testing.assert_allclose([run["q"][d["id"]] for d in docs], passage_vecs @ expected[0], atol=1e-4)
 
 

@@ -384,3 +384,49 @@ def test_hostile_bodies_get_a_documented_error_or_an_answer(served, path):
             _documented_error(r)
             if not headers:
                 assert r.status_code == 401
+
+
+def test_serve_answers_the_ranking_that_lextune_eval_measures(served, encoder, bundled_dir, tmp_path):
+    """One pipeline YAML (hybrid, RRF, reranker blended at 0.5): /v1/search and `lextune eval -s` rank alike."""
+    import torch
+    import yaml
+    from fastapi.testclient import TestClient
+    from sentence_transformers import CrossEncoder
+    from typer.testing import CliRunner
+
+    from lextune.cli.main import app as cli
+    from lextune.index import PipelineConfig
+    from lextune.runs import read_trec_run
+    from lextune.serve import ServeConfig, create_app
+
+    torch.manual_seed(0)  # a reranker with a fixed head, saved once: both sides load the same weights
+    CrossEncoder(str(bundled_dir), num_labels=1, max_length=128, device="cpu").save(str(tmp_path / "rr"))
+    spec = {"retrievers": ["bm25", "dense"], "fusion": {"method": "rrf", "rrf_k": 60}, "depth": 30,
+            "rerank": {"model": str(tmp_path / "rr"), "k": 8, "max_length": 128, "weight": 0.5}}
+    (tmp_path / "pipe.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    index = served["index"]
+    queries = {"q1": "금융회사등이 거래정보를 제공할 수 있는 경우", "q2": "실명확인 의무 위반 과태료",
+               "q3": "비밀보장 위반 시 처벌"}
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    with open(data / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for d in index.docs.values():
+            f.write(json.dumps({"_id": d["id"], "title": d["title"], "text": d["text"]}, ensure_ascii=False) + "\n")
+    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n"
+                                                for q, t in queries.items()), encoding="utf-8")
+    first = next(iter(index.docs))
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{first}\t1\n" for q in queries), encoding="utf-8")
+    res = CliRunner().invoke(cli, ["eval", "-d", str(data), "-i", str(index.folder), "-s",
+                                   f"p={tmp_path / 'pipe.yaml'}", "-o", str(tmp_path / "ev"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    measured = read_trec_run(tmp_path / "ev" / "runs" / "p.trec")
+    config = ServeConfig(api_key_env=None, pipeline=PipelineConfig.model_validate(spec))
+    with TestClient(create_app(config, encoder=encoder, index=index)) as client:
+        for q, text in queries.items():
+            body = client.post("/v1/search", json={"query": text, "k": 10}).json()
+            assert body["reranked"] is True
+            served_ids = [h["id"] for h in body["results"]]
+            expected = sorted(measured[q].items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+            assert served_ids == [d for d, _ in expected]
+            assert [h["score"] for h in body["results"]] == pytest.approx([s for _, s in expected], abs=1e-6)

@@ -43,3 +43,46 @@ def setup_logging(verbose: bool = False) -> None:
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def encoding_bar(enabled: bool = True) -> Iterator:
+    """A transient progress bar for passages being encoded; yields ``update(done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not enabled) as bar:
+        task = bar.add_task("", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def load_pipelines(index, specs: dict[str, str], progress=None) -> dict:
+    """Name -> pipeline over ``index`` for each spec: ``bm25``, ``dense``, ``hybrid`` or a pipeline YAML
+    file; the pipelines share their models, encoded corpora and first-stage runs."""
+    from lextune.config import load_config
+    from lextune.index import PipelineConfig, PipelineResources, build_pipeline
+    from lextune.index.pipeline import MODES
+
+    resources = PipelineResources(progress=progress)
+    configs = {name: PipelineConfig.preset(v) if v in MODES else load_config(PipelineConfig, v)
+               for name, v in specs.items()}
+    return {name: build_pipeline(index, cfg, resources) for name, cfg in configs.items()}
+
+
+def print_table(title: str, headers: list[str], rows: list[list]) -> None:
+    """A Rich table on a terminal; piped or redirected (a CI log, ``| tee``), a Markdown table that is never
+    cut to fit 80 columns. Cells are strings or Rich ``Text``; the first column is left-aligned."""
+    from rich.table import Table
+
+    if out.is_terminal:
+        table = Table(title=title)
+        for i, h in enumerate(headers):
+            table.add_column(h, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    plain = [[c.plain if isinstance(c, Text) else str(c) for c in row] for row in rows]
+    lines = [title, "", "| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in plain]
+    out.print("\n".join(lines) + "\n", soft_wrap=True, highlight=False)

@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from lextune.cli.common import out, setup_logging, styled, user_errors
+from lextune.cli.common import (
+    encoding_bar,
+    load_pipelines,
+    out,
+    print_table,
+    setup_logging,
+    styled,
+    user_errors,
+)
 
 
 def _split_named(spec: str) -> tuple[str | None, str]:
@@ -34,7 +41,6 @@ def eval_cmd(
     """Evaluate runs or pipelines: metrics, significance, failure notebook, HTML report."""
     setup_logging()
     with user_errors():
-        from lextune.config import load_config
         from lextune.errors import ConfigError
         from lextune.eval.evaluate import EvalConfig
         from lextune.eval.run import System, run_evaluation
@@ -54,20 +60,18 @@ def eval_cmd(
         if system:
             if index_dir is None:
                 raise ConfigError("--system needs --index (build one with `lextune index build --beir DATA`)")
-            from lextune.index import LexIndex, PipelineConfig
+            from lextune.index import LexIndex
 
             index = LexIndex.load(index_dir)
-            for spec in system:
-                name, value = _split_named(spec)
-                modes = {"bm25": ["bm25"], "dense": ["dense"], "hybrid": ["bm25", "dense"]}
-                if value in modes:
-                    cfg = PipelineConfig(retrievers=modes[value])
-                else:
-                    cfg = load_config(PipelineConfig, value)
-                depth = max([100, *k])
-                ran = index.pipeline(cfg).search(ds.queries, depth)
-                systems.append(System(name or value, ran, {"index": str(index_dir), "pipeline": cfg.model_dump(),
-                                                           "dense_model": index.meta.get("dense_model")}))
+            specs = {name or value: value for name, value in (_split_named(spec) for spec in system)}
+            if len(specs) != len(system):
+                raise ConfigError("each --system needs its own name: -s NAME=bm25|dense|hybrid|pipeline.yaml")
+            with encoding_bar() as progress:
+                pipelines = load_pipelines(index, specs, progress)
+                for name, pipe in pipelines.items():
+                    ran = pipe.search(ds.queries, max([100, *k]))
+                    systems.append(System(name, ran, {"index": str(index_dir), "pipeline": pipe.config.model_dump(
+                        mode="json"), "dense_model": index.meta.get("dense_model")}))
         if not systems:
             raise ConfigError("give --run FILE or --index IDX --system NAME=...")
         cfg = EvalConfig(failure_rank=failure_rank, **({"k_values": sorted(set(k))} if k else {}))
@@ -80,19 +84,19 @@ def eval_cmd(
                                 duplicates=duplicates, report=report, map_encoder=encoder)
     shown = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1", "map@10", "precision@10"]
     shown = [m for m in shown if m in result.overall[result.systems[0]]]
-    table = Table(title=f"{data.name} / {queries}: {len(result.queries)} judged queries")
-    table.add_column("system")
-    for m in shown:
-        table.add_column(m, justify="right")
-    table.add_column("W/T/L", justify="right")
+    first = result.systems[0]
+    p_first = result.p_vs_first(shown[0])
+    rows = []
     for s in result.systems:
-        cells = []
-        for m in shown:
-            sig = "*" if result.significance.get(s, {}).get(m) else ""
-            cells.append(f"{result.overall[s][m]:.3f}{sig}")
         w = result.win_tie_loss[s]
-        table.add_row(s, *cells, f"{w['win']}/{w['tie']}/{w['loss']}")
-    out.print(table)
+        p = p_first.get(s)
+        rows.append([s, *[f"{result.overall[s][m]:.3f}" + ("*" if result.significance.get(s, {}).get(m) else "")
+                          for m in shown], f"{w['win']}/{w['tie']}/{w['loss']}",
+                     "" if s == first else "n/a" if p is None else f"{p:.3g}"])
+    print_table(f"{data.name} / {queries}: {len(result.queries)} judged queries",
+                ["system", *shown, "W/T/L", f"p ({shown[0]})"], rows)
+    out.print(f"p: paired two-sided t-test against {first} over per-query scores; *: significantly above a system "
+              f"(p < {cfg.max_p})", soft_wrap=True)
     for w in result.inputs.warnings():
         out.print(styled("note:", "yellow", f" {w}"))
     out.print(f"wrote {out_dir}/metrics.json, per_query.jsonl, failures-*.md" + (", report.html" if report else ""))

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from lextune.cli.common import console, out, setup_logging, styled, user_errors
+from lextune.cli.common import encoding_bar, out, setup_logging, styled, user_errors
 
 app = typer.Typer(help="Build retrieval indexes (BM25 and/or dense).", no_args_is_help=True)
 
@@ -52,15 +52,9 @@ def build(
             ds = load_beir(beir)
             docs = docs_from_beir(ds.corpus)
             source = {"beir": str(beir)}
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=True, disable=cfg.dense is None) as bar:
-            task = bar.add_task("", total=len(docs))
-            index = build_index(docs, out_dir, cfg, source=source,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    parts = [p for p, on in (("bm25", index.bm25 is not None), ("dense", index._dense_folder is not None)) if on]
-    out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(parts)})")
+        with encoding_bar(cfg.dense is not None) as progress:
+            index = build_index(docs, out_dir, cfg, source=source, progress=progress)
+    out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(index.parts)})")
 
 
 def search(
@@ -78,23 +72,17 @@ def search(
     with user_errors():
         from lextune.config import load_config
         from lextune.errors import ConfigError
-        from lextune.index import LexIndex, PipelineConfig
+        from lextune.index import LexIndex, PipelineConfig, PipelineResources, build_pipeline
+        from lextune.index.pipeline import PipelineRerank
 
         index = LexIndex.load(index_dir)
-        cfg = load_config(PipelineConfig, pipeline)
+        cfg = load_config(PipelineConfig, pipeline) if pipeline else PipelineConfig(retrievers=index.parts)
         if mode:
-            parts = {"bm25": ["bm25"], "dense": ["dense"], "hybrid": ["bm25", "dense"]}.get(mode)
-            if parts is None:
-                raise ConfigError(f"--mode must be bm25, dense or hybrid, not {mode!r}")
-            cfg = cfg.model_copy(update={"retrievers": parts})
-        elif pipeline is None:
-            available = [p for p, on in (("bm25", index.bm25 is not None), ("dense", index._dense_folder is not None)) if on]
-            cfg = cfg.model_copy(update={"retrievers": available})
+            cfg = cfg.model_copy(update={"retrievers": PipelineConfig.preset(mode).retrievers})
         if rerank:
-            from lextune.index.rerank import RerankConfig
-
-            cfg = cfg.model_copy(update={"rerank": RerankConfig(model=rerank)})
-        retriever = index.pipeline(cfg)
+            cfg = cfg.model_copy(update={"rerank": PipelineRerank(model=rerank)})
+        with encoding_bar() as progress:
+            retriever = build_pipeline(index, cfg, PipelineResources(progress=progress))
         if queries is not None:
             from lextune.jsonl import iter_jsonl, require_str
             from lextune.runs import write_trec_run

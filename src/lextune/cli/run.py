@@ -5,20 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from lextune.cli.common import console, out, setup_logging, styled, user_errors
+from lextune.cli.common import console, out, print_table, setup_logging, styled, user_errors
 
 
 def print_stages(result) -> None:
-    table = Table(title=f"lextune run: {result.run_dir}")
-    for col in ("stage", "status", "seconds"):
-        table.add_column(col)
+    rows = []
     for stage, r in result.stages.items():
         secs = r.get("seconds")
-        table.add_row(stage, r["status"], f"{secs:.0f}" if isinstance(secs, int | float) else "")
-    out.print(table)
+        rows.append([stage, r["status"], f"{secs:.0f}" if isinstance(secs, int | float) else ""])
+    print_table(f"lextune run: {result.run_dir}", ["stage", "status", "seconds"], rows)
 
 
 def print_comparison(comparison: dict | None) -> None:
@@ -27,23 +24,14 @@ def print_comparison(comparison: dict | None) -> None:
     from lextune.pipeline.compare import HEADLINE
 
     for name, d in comparison["datasets"].items():
-        table = Table(title=f"{name} ({d['queries']} queries)")
-        table.add_column("system")
-        for m in HEADLINE:
-            table.add_column(m, justify="right")
         best = {m: max(s.get(m, 0) for s in d["systems"].values()) for m in HEADLINE}
-        for s, m in d["systems"].items():
-            table.add_row(s, *[(Text(f"{m[x]:.3f}", style="bold") if m.get(x) == best[x] else f"{m.get(x, 0):.3f}")
-                               for x in HEADLINE])
-        out.print(table)
+        rows = [[s, *[(Text(f"{m[x]:.3f}", style="bold") if m.get(x) == best[x] else f"{m.get(x, 0):.3f}")
+                      for x in HEADLINE]] for s, m in d["systems"].items()]
+        print_table(f"{name} ({d['queries']} queries)", ["system", *HEADLINE], rows)
         if groups := d.get("by_generator"):
-            table = Table(title=f"{name}: nDCG@10 by query generator")
-            table.add_column("system")
-            for g, gd in groups.items():
-                table.add_column(f"{g} ({gd['queries']})", justify="right")
-            for s in d["systems"]:
-                table.add_row(s, *[f"{gd['systems'][s].get('ndcg@10', 0):.3f}" for gd in groups.values()])
-            out.print(table)
+            rows = [[s, *[f"{gd['systems'][s].get('ndcg@10', 0):.3f}" for gd in groups.values()]] for s in d["systems"]]
+            print_table(f"{name}: nDCG@10 by query generator",
+                        ["system", *[f"{g} ({gd['queries']})" for g, gd in groups.items()]], rows)
 
 
 def run_cmd(

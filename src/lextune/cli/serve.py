@@ -16,6 +16,8 @@ def serve_cmd(
         None, "--query-model", help="Distilled query encoder of the model (lextune train query-encoder): faster search."),
     reranker: str | None = typer.Option(None, "--reranker", "-r", help="Cross-encoder spec for /v1/rerank."),
     index: Path | None = typer.Option(None, "--index", "-i", help="Index folder for /v1/search."),
+    pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
+                                         help="Pipeline YAML /v1/search runs (what `lextune eval -s NAME=FILE` measures)."),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML ServeConfig."),
@@ -31,6 +33,10 @@ def serve_cmd(
 
         values = {"reranker": reranker, "query_model": query_model, "index": str(index) if index else None, "host": host, "port": port}
         cfg = load_config(ServeConfig, config, overrides, **values)
+        if pipeline is not None:
+            from lextune.index import PipelineConfig
+
+            cfg = cfg.model_copy(update={"pipeline": load_config(PipelineConfig, pipeline)})
         if model is not None:
             cfg = cfg.model_copy(update={"model": model})
         elif index is not None and config is None:

@@ -90,9 +90,16 @@ class EvalResult:
         """The paired test's p for systems ``a`` and ``b`` on ``metric`` (nan when it is undefined)."""
         return self.p_values[a][b][metric]
 
+    def p_vs_first(self, metric: str) -> dict[str, float | None]:
+        """System -> p of the paired test against the first system on ``metric`` (None when undefined)."""
+        first = self.systems[0]
+        return {s: None if math.isnan(p := self.p_values[s][first][metric]) else p
+                for s in self.systems[1:] if first in self.p_values.get(s, {})}
+
     def to_dict(self) -> dict:
         return {
             "config": self.config.model_dump(), "systems": self.systems, "overall": self.overall,
+            "p_vs_first": {m: self.p_vs_first(m) for m in self.config.metric_names()},
             "significance": self.significance, "win_tie_loss": self.win_tie_loss, "inputs": asdict(self.inputs),
             "warnings": self.inputs.warnings(), "queries": len(self.queries),
         }

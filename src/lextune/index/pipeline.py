@@ -1,88 +1,145 @@
-"""Index folders and composable retrievers.
+"""Retrieval pipelines: one YAML, one builder, one ranking for `lextune eval`, the run's comparison,
+`lextune search` and `/v1/search`.
 
-An index folder holds the documents (``docs.jsonl``), a BM25 part and/or a dense part, and
-``meta.json``. Retrievers compose: ``Hybrid([BM25Retriever, DenseRetriever])`` then ``Rerank`` then
-``AggregateToArticle``; each has ``search(queries, k) -> run``.
+A :class:`PipelineConfig` names its first-stage retrievers (registry entries: ``bm25``, ``dense``, or any
+added with :func:`register_retriever`), how their runs are fused (``rrf`` or ``wsum``), and the steps that
+follow: ``rerank`` (a cross-encoder over the top ``k``, blended with the first stage at ``weight``) and
+``aggregate``. :func:`build_pipeline` turns it into a :class:`Pipeline` over a
+:class:`~lextune.index.lexindex.LexIndex`; ``Pipeline.search`` gives the run that evaluation scores and
+``Pipeline.explain`` the same ranking with every part's score per hit (what the service answers).
+
+Adding a retriever is one :func:`register_retriever` entry; adding a step is one :class:`Step` subclass
+and one factory in ``STEPS``.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Callable
-from pathlib import Path
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
-from lextune.artifacts import atomic_dir, make_meta, read_meta, write_json_atomic
 from lextune.errors import ConfigError
-from lextune.index.bm25 import BM25Config, BM25Index, run_top
-from lextune.index.dense import DenseConfig, DenseIndex
+from lextune.index.bm25 import run_top
 from lextune.index.fusion import FusionConfig, fuse_runs
+from lextune.index.lexindex import LexIndex
 from lextune.index.rerank import RerankConfig, Reranker
-from lextune.runs import Run
+from lextune.runs import Run, canonical_ranking
+
+Trace = dict[str, Run]  # what each part scored, by part name (bm25, dense, fused, rerank ...)
 
 
 class Retriever(Protocol):
     def search(self, queries: dict[str, str], k: int = 10) -> Run: ...
 
 
-class BM25Retriever:
-    def __init__(self, index: BM25Index) -> None:
+# -- the retriever registry --------------------------------------------------------------------------
+class RetrieverOptions(BaseModel):
+    """Options of a retriever that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DenseOptions(RetrieverOptions):
+    index_type: Literal["flat", "hnsw", "ivf", "auto"] = Field(
+        "flat", description="FAISS index of the passages when the pipeline's dense_model is not the model that "
+        "built the index, so that the documents are encoded for it (through the embedding cache).")
+
+
+@dataclass(frozen=True)
+class RetrieverEntry:
+    options: type[RetrieverOptions]
+    build: Callable[..., Retriever]  # (index, options, config, resources) -> Retriever
+
+
+RETRIEVERS: dict[str, RetrieverEntry] = {}
+
+
+def register_retriever(name: str, options: type[RetrieverOptions] = RetrieverOptions):
+    """Decorator: ``factory(index, options, config, resources) -> Retriever`` becomes the retriever ``name``,
+    usable in every pipeline YAML as ``- name`` or ``- {name: NAME, option: value}``."""
+
+    def deco(factory):
+        RETRIEVERS[name] = RetrieverEntry(options, factory)
+        return factory
+
+    return deco
+
+
+class Searcher:
+    """A retriever over anything with ``search(queries, k)`` (a BM25 or dense index)."""
+
+    def __init__(self, index) -> None:
         self.index = index
 
     def search(self, queries: dict[str, str], k: int = 10) -> Run:
         return self.index.search(queries, k)
 
 
-class DenseRetriever:
-    def __init__(self, index: DenseIndex) -> None:
-        self.index = index
-
-    def search(self, queries: dict[str, str], k: int = 10) -> Run:
-        return self.index.search(queries, k)
-
-
-class Hybrid:
-    """Fuse the top ``depth`` of several retrievers."""
-
-    def __init__(self, retrievers: list[Retriever], fusion: FusionConfig | None = None, depth: int = 100) -> None:
-        self.retrievers = retrievers
-        self.fusion = fusion or FusionConfig()
-        self.depth = depth
-
-    def search(self, queries: dict[str, str], k: int = 10) -> Run:
-        runs = [r.search(queries, max(k, self.depth)) for r in self.retrievers]
-        return run_top(fuse_runs(runs, self.fusion), k)
+@register_retriever("bm25")
+def _bm25(index: LexIndex, _options: RetrieverOptions, _config: PipelineConfig,
+          _resources: PipelineResources) -> Retriever:
+    """Kiwi BM25 over the index's BM25 part."""
+    if index.bm25 is None:
+        raise ConfigError(f"{index.folder} has no BM25 part (build with --bm25)")
+    return Searcher(index.bm25)
 
 
-class Rerank:
-    """Re-score the top ``k_rerank`` of a base retriever with a cross-encoder."""
+@register_retriever("dense", DenseOptions)
+def _dense(index: LexIndex, options: DenseOptions, config: PipelineConfig, resources: PipelineResources) -> Retriever:
+    """Bi-encoder nearest neighbours: the index's stored vectors, or, when ``dense_model`` names another model,
+    the index's documents encoded by it on first use (cached by model fingerprint)."""
+    if config.dense_model is None and config.query_model is None and resources.default_encoder is not None:
+        encoder = resources.default_encoder  # handed in (the service's, a test's): queries the stored vectors
+    else:
+        spec = config.dense_model or index.dense_spec
+        if spec is None:
+            raise ConfigError(f"{index.folder} has no dense part: build it with --dense MODEL, or name the "
+                              "pipeline's dense_model to encode its documents")
+        encoder = resources.encoder(spec, config.query_model)
+    stored = (index.meta.get("dense_model") or {}).get("fingerprint")
+    if index.has_dense and (config.dense_model is None or encoder.fingerprint() == stored):
+        return Searcher(index.dense(encoder))  # refuses vectors another model made
+    if config.dense_model is None:
+        raise ConfigError(f"{index.folder} has no dense part: build it with --dense MODEL, or name the "
+                          "pipeline's dense_model to encode its documents")
+    return Searcher(resources.encoded(index, encoder, options.index_type))
 
-    def __init__(self, base: Retriever, reranker: Reranker, texts: dict[str, str], k_rerank: int = 50) -> None:
-        self.base, self.reranker, self.texts, self.k_rerank = base, reranker, texts, k_rerank
 
-    def search(self, queries: dict[str, str], k: int = 10) -> Run:
-        run = self.base.search(queries, max(k, self.k_rerank))
-        return run_top(self.reranker.rerank(queries, run, self.texts, self.k_rerank), k)
+class RetrieverSpec(BaseModel):
+    """One first-stage retriever: a registry name and its options (YAML ``bm25`` or ``{name: dense, ...}``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _known(self) -> RetrieverSpec:
+        if self.name not in RETRIEVERS:
+            raise ValueError(f"unknown retriever {self.name!r}; known: {', '.join(sorted(RETRIEVERS))}")
+        self.options  # noqa: B018 - validates the options now, at load time
+        return self
+
+    @property
+    def options(self) -> RetrieverOptions:
+        return RETRIEVERS[self.name].options.model_validate(self.model_extra or {})
 
 
-class AggregateToArticle:
-    """Paragraph hits -> their article (parent id), scored by the best paragraph."""
+# -- the config -------------------------------------------------------------------------------------
+class PipelineRerank(RerankConfig):
+    """The cross-encoder step: re-scores the first stage's top ``k``."""
 
-    def __init__(self, base: Retriever, parent_of: dict[str, str], depth: int = 100) -> None:
-        self.base, self.parent_of, self.depth = base, parent_of, depth
-
-    def search(self, queries: dict[str, str], k: int = 10) -> Run:
-        run = self.base.search(queries, max(k, self.depth))
-        out: Run = {}
-        for q, docs in run.items():
-            agg: dict[str, float] = {}
-            for d, s in docs.items():
-                parent = self.parent_of.get(d) or d
-                agg[parent] = max(agg.get(parent, float("-inf")), s)
-            out[q] = agg
-        return run_top(out, k)
+    weight: float = Field(
+        1.0, ge=0, le=1, description="Blend of the reranker's and the first stage's ranks over the top k: "
+        "weight / rank_rerank + (1 - weight) / rank_first. 1: the reranker's order (its scores); 0: the first "
+        "stage's order, and the reranker is not run.")
 
 
 class PipelineConfig(BaseModel):
@@ -90,180 +147,277 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    retrievers: list[Literal["bm25", "dense"]] = Field(default_factory=lambda: ["bm25", "dense"])
+    retrievers: list[RetrieverSpec] = Field(
+        default_factory=lambda: [RetrieverSpec(name="bm25"), RetrieverSpec(name="dense")], min_length=1)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
-    depth: int = 100
-    rerank: RerankConfig | None = None
-    aggregate: Literal["article"] | None = None
-    dense_model: str | None = Field(None, description="Query encoder; defaults to the model that built the index.")
-    query_model: str | None = Field(None, description="A query encoder distilled from that model (`lextune train "
-                                    "query-encoder`): encodes the queries; the index's passage vectors stay.")
+    depth: int = Field(100, ge=1, description="Hits taken from each retriever before fusion.")
+    rerank: PipelineRerank | None = None
+    aggregate: Literal["article"] | None = Field(
+        None, description="article: paragraph hits -> their article, scored by the best paragraph.")
+    dense_model: str | None = Field(
+        None, description="The dense retriever's model (default: the model that built the index). Another model "
+        "encodes the index's documents on first use, cached by its fingerprint.")
+    query_model: str | None = Field(
+        None, description="A query encoder distilled from the dense model (`lextune train query-encoder`): "
+        "encodes the queries; the passage vectors stay.")
 
+    @field_validator("retrievers", mode="before")
+    @classmethod
+    def _one_of_each(cls, v: Any) -> Any:
+        names = [x if isinstance(x, str) else x.get("name") if isinstance(x, dict) else getattr(x, "name", None)
+                 for x in (v or [])]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each retriever once: {names}")
+        return v
 
-class IndexBuildConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    @field_serializer("retrievers")
+    def _short(self, retrievers: list[RetrieverSpec]) -> list:
+        return [r.name if not r.model_extra else r.model_dump() for r in retrievers]
 
-    bm25: BM25Config | None = Field(default_factory=BM25Config)
-    dense: DenseConfig | None = None
-
-
-class LexIndex:
-    """An index folder: documents + BM25 and/or dense parts."""
-
-    def __init__(self, folder: Path, docs: dict[str, dict], bm25: BM25Index | None, dense_folder: Path | None,
-                 meta: dict) -> None:
-        self.folder, self.docs, self.bm25, self.meta = folder, docs, bm25, meta
-        self._dense_folder = dense_folder
-        self._dense: DenseIndex | None = None
-
-    def dense(self, encoder=None) -> DenseIndex | None:
-        if self._dense_folder is None:
-            return None
-        # Loaded once per encoder (the service calls this on every search).
-        if self._dense is None or (encoder is not None and self._dense._encoder is not encoder):
-            self._dense = DenseIndex.load(self._dense_folder, encoder)
-        return self._dense
-
-    def dense_with(self, encoder, index_type: str = "flat", progress=None) -> DenseIndex:
-        """An in-memory dense index of these documents encoded by another ``encoder`` (a tuned model),
-        reusing the embedding cache; what base-versus-tuned comparisons search."""
-        ids = list(self.docs)
-        return DenseIndex(DenseConfig(model=encoder.spec, index_type=index_type), encoder).build(
-            ids, [self.docs[i]["contents"] for i in ids], progress=progress)
-
-    @property
-    def texts(self) -> dict[str, str]:
-        return {d: v["contents"] for d, v in self.docs.items()}
+    @model_validator(mode="after")
+    def _weights(self) -> PipelineConfig:
+        w = self.fusion.weights
+        if w is not None and len(w) != len(self.retrievers):
+            raise ValueError(f"fusion.weights has {len(w)} values for {len(self.retrievers)} retrievers")
+        return self
 
     @classmethod
-    def load(cls, folder: str | Path) -> LexIndex:
-        folder = Path(folder)
-        meta = read_meta(folder)
-        if not meta or meta.get("type") != "index":
-            raise ConfigError(f"{folder} is not a lextune index (no meta.json of type 'index')")
-        from lextune import __version__
-
-        major = lambda v: str(v).split(".")[:2]  # noqa: E731
-        if major(meta.get("lextune_version")) != major(__version__):
-            raise ConfigError(f"{folder} was built by lextune {meta.get('lextune_version')}; this is {__version__}: "
-                              "rebuild it with `lextune index build`")
-        docs = {}
-        with open(folder / "docs.jsonl", encoding="utf-8") as f:
-            for line in f:
-                d = json.loads(line)
-                docs[d["id"]] = d
-        bm25 = BM25Index.load(folder / "bm25") if (folder / "bm25").is_dir() else None
-        dense = folder / "dense" if (folder / "dense").is_dir() else None
-        return cls(folder, docs, bm25, dense, meta)
-
-    def pipeline(self, config: PipelineConfig | None = None, encoder=None) -> Retriever:
-        """Compose the retrievers this config asks for."""
-        config = config or PipelineConfig()
-        parts: list[Retriever] = []
-        for name in config.retrievers:
-            if name == "bm25":
-                if self.bm25 is None:
-                    raise ConfigError(f"{self.folder} has no BM25 part (build with --bm25)")
-                parts.append(BM25Retriever(self.bm25))
-            else:
-                spec = config.dense_model or (self.meta.get("dense_model") or {}).get("spec")
-                if encoder is None and (config.dense_model or config.query_model) and spec:
-                    from lextune.models.biencoder import BiEncoder
-
-                    encoder = BiEncoder(spec, query_model=config.query_model)
-                dense = self.dense(encoder)
-                if dense is None:
-                    raise ConfigError(f"{self.folder} has no dense part (build with --dense MODEL)")
-                parts.append(DenseRetriever(dense))
-        if not parts:
-            raise ConfigError("a pipeline needs at least one retriever")
-        base: Retriever = parts[0] if len(parts) == 1 else Hybrid(parts, config.fusion, config.depth)
-        if config.rerank:
-            base = Rerank(base, Reranker(config.rerank), self.texts, config.rerank.k)
-        if config.aggregate == "article":
-            parent_of = {d: v.get("parent_id") or d for d, v in self.docs.items()}
-            base = AggregateToArticle(base, parent_of, config.depth)
-        return base
+    def preset(cls, mode: str, **values: Any) -> PipelineConfig:
+        """``bm25``, ``dense`` or ``hybrid`` (both, fused): the pipelines that CLI flags name."""
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        return cls.model_validate({"retrievers": MODES[mode], **values})
 
 
-def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
-                source: dict | None = None, encoder=None,
-                progress: Callable[[int, int], None] | None = None) -> LexIndex:
-    """Index ``docs`` (dicts with id, contents, and optionally title, text, parent_id) into ``out_dir``."""
-    config = config or IndexBuildConfig()
-    if config.bm25 is None and config.dense is None:
-        raise ConfigError("nothing to build: enable BM25 and/or give a dense model")
-    ids = [d["id"] for d in docs]
-    if len(set(ids)) != len(ids):
-        raise ConfigError("duplicate document ids in the index input")
-    contents = [d["contents"] for d in docs]
-    with atomic_dir(out_dir, overwrite=True) as tmp:
-        with open(tmp / "docs.jsonl", "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps({k: d.get(k) for k in ("id", "title", "text", "contents", "parent_id")},
-                                   ensure_ascii=False) + "\n")
-        if config.bm25 is not None:
-            BM25Index(config.bm25).build(ids, contents).save(tmp / "bm25")
-        model_info = None
-        if config.dense is not None:
-            dense = DenseIndex(config.dense, encoder).build(ids, contents, progress=progress)
-            dense.save(tmp / "dense")
-            model_info = dense.model_info
-        write_json_atomic(tmp / "meta.json", make_meta(
-            "index", config=config.model_dump(mode="json"), inputs=source or {}, documents=len(docs),
-            dense_model=model_info))
-    return LexIndex.load(out_dir)
+MODES: dict[str, list[str]] = {"bm25": ["bm25"], "dense": ["dense"], "hybrid": ["bm25", "dense"]}
 
 
-def docs_from_chunks(chunks) -> list[dict]:
-    """Index input from ingest chunks."""
-    return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id}
-            for c in chunks]
+# -- models and runs that pipelines share -------------------------------------------------------------
+class PipelineResources:
+    """What several pipelines share: one encoder per (spec, query model), one reranker per settings, one
+    encoded corpus per (index, model), and the last run of each first-stage retriever (a comparison of
+    pipelines searches BM25 or a dense model once for all of them). Hand in models already loaded."""
+
+    def __init__(self, *, encoder=None, encoders: list | None = None, reranker: Reranker | None = None,
+                 say: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.default_encoder = encoder
+        self._encoders: dict[tuple[str, str | None], Any] = {(e.spec, None): e for e in encoders or []}
+        self._rerankers: dict[tuple, Reranker] = {}
+        if reranker is not None:
+            self._rerankers[_reranker_key(reranker.config)] = reranker
+        self._encoded: dict[tuple, Any] = {}
+        self._retrievers: dict[tuple, _Remembered] = {}
+        self.say = say or (lambda _m: None)
+        self.progress = progress
+
+    def encoder(self, spec: str, query_model: str | None = None):
+        key = (spec, query_model)
+        if key not in self._encoders:
+            from lextune.models.biencoder import BiEncoder
+
+            self._encoders[key] = BiEncoder(spec, query_model=query_model)
+        return self._encoders[key]
+
+    def reranker(self, config: RerankConfig) -> Reranker:
+        key = _reranker_key(config)
+        if key not in self._rerankers:
+            self._rerankers[key] = Reranker(RerankConfig.model_validate(
+                config.model_dump(include=set(RerankConfig.model_fields))))
+        return self._rerankers[key]
+
+    def encoded(self, index: LexIndex, encoder, index_type: str = "flat"):
+        """The index's documents encoded by ``encoder`` (in memory; vectors from the embedding cache)."""
+        key = (str(index.folder), encoder.fingerprint(), index_type)
+        if key not in self._encoded:
+            self.say(f"encoding {len(index.docs)} passages of {index.folder.name} with {encoder.spec} (cached)")
+            self._encoded[key] = index.dense_with(encoder, index_type, progress=self.progress)
+        return self._encoded[key]
+
+    def remembered(self, key: tuple, make: Callable[[], Retriever]) -> Retriever:
+        if key not in self._retrievers:
+            self._retrievers[key] = _Remembered(make())
+        return self._retrievers[key]
 
 
-def docs_from_beir(corpus: dict[str, dict]) -> list[dict]:
-    """Index input from a BEIR corpus (``load_beir(...).corpus``): the title, a newline and the text."""
-    return [{"id": i, "title": d["title"], "text": d["text"],
-             "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in corpus.items()]
+def _reranker_key(config: RerankConfig) -> tuple:
+    return config.model, config.max_length, config.batch_size
 
 
-def explain_search(index: LexIndex, queries: dict[str, str], k: int = 10, *, encoder=None,
-                   fusion: FusionConfig | None = None, depth: int = 100, reranker: Reranker | None = None,
-                   k_rerank: int = 50) -> dict[str, list[dict]]:
-    """Hybrid search over every part of ``index`` (+ optional rerank), with each part's score per hit.
+class _Remembered:
+    """A retriever that keeps its last run: the same queries at the same or a smaller k are not searched again."""
 
-    Returns query id -> ranked hits ``{id, rank, score, title, text, parent_id, scores}`` where
-    ``scores`` holds the BM25, dense, fused and rerank scores that the hit got (absent: not retrieved
-    by that part). What the service's /v1/search answers.
-    """
-    parts: dict[str, Retriever] = {}
-    if index.bm25 is not None:
-        parts["bm25"] = BM25Retriever(index.bm25)
-    dense = index.dense(encoder) if index._dense_folder is not None else None
-    if dense is not None:
-        parts["dense"] = DenseRetriever(dense)
-    if not parts:
-        raise ConfigError(f"{index.folder} has neither a BM25 nor a dense part")
-    pool = max(k, depth, k_rerank if reranker else 0)
-    runs = {name: r.search(queries, pool) for name, r in parts.items()}
-    fused = fuse_runs(list(runs.values()), fusion) if len(runs) > 1 else next(iter(runs.values()))
-    final = run_top(fused, max(k, k_rerank) if reranker else k)
-    reranked: Run = {}
-    if reranker is not None:
-        reranked = reranker.rerank(queries, final, index.texts, k_rerank)
-        final = reranked
-    out: dict[str, list[dict]] = {}
-    for q in queries:
-        ranked = sorted(final.get(q, {}).items(), key=lambda kv: -kv[1])[:k]
-        hits = []
-        for rank, (d, s) in enumerate(ranked, 1):
-            doc = index.docs[d]
-            scores = {name: run[q][d] for name, run in runs.items() if d in run.get(q, {})}
-            if len(runs) > 1:
-                scores["fused"] = fused[q][d]
-            if reranker is not None and d in reranked.get(q, {}):
-                scores["rerank"] = reranked[q][d]
-            hits.append({"id": d, "rank": rank, "score": float(s), "title": doc.get("title"), "text": doc.get("text"),
-                         "parent_id": doc.get("parent_id"), "scores": {n: float(v) for n, v in scores.items()}})
-        out[q] = hits
+    def __init__(self, inner: Retriever) -> None:
+        self.inner = inner
+        self._last: tuple[str, int, Run] | None = None
+
+    def search(self, queries: dict[str, str], k: int = 10) -> Run:
+        key = hashlib.sha1(repr(sorted(queries.items())).encode()).hexdigest()
+        if self._last is None or self._last[0] != key or self._last[1] < k:
+            self._last = (key, k, self.inner.search(queries, k))
+        run = self._last[2]
+        return run if self._last[1] == k else run_top(run, k)
+
+
+# -- steps after the first stage ---------------------------------------------------------------------
+class Step:
+    """A pipeline step: takes the run so far and returns a new one, recording its own scores in the trace."""
+
+    name = "step"
+
+    def want(self, k: int) -> int:
+        """How many hits it needs from the steps before it to return ``k``."""
+        return k
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        raise NotImplementedError
+
+
+class RerankStep(Step):
+    """Re-score the top ``k`` with a cross-encoder, blended with the first stage's ranks at ``weight``."""
+
+    name = "rerank"
+
+    def __init__(self, reranker: Reranker | None, texts: dict[str, str], k_rerank: int, weight: float) -> None:
+        self.reranker, self.texts, self.k_rerank, self.weight = reranker, texts, k_rerank, weight
+
+    def want(self, k: int) -> int:
+        return max(k, self.k_rerank)
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        if self.reranker is None:  # weight 0: the blend is the first stage exactly, nothing to score
+            return run
+        reranked = self.reranker.rerank(queries, run, self.texts, self.k_rerank)
+        trace["rerank"] = {q: {d: reranked[q][d] for d in list(canonical_ranking(docs))[: self.k_rerank]}
+                           for q, docs in run.items()}
+        return reranked if self.weight == 1 else blend(run, reranked, self.weight, self.k_rerank)
+
+
+class AggregateStep(Step):
+    """Paragraph hits -> their article (parent id), scored by the best paragraph."""
+
+    name = "aggregate"
+
+    def __init__(self, parent_of: dict[str, str], depth: int) -> None:
+        self.parent_of, self.depth = parent_of, depth
+
+    def want(self, k: int) -> int:
+        return max(k, self.depth)
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        out: Run = {}
+        for q, docs in run.items():
+            agg: dict[str, float] = {}
+            for d, s in docs.items():
+                parent = self.parent_of.get(d) or d
+                agg[parent] = max(agg.get(parent, float("-inf")), s)
+            out[q] = agg
+        return out
+
+
+def _rerank_step(index: LexIndex, config: PipelineConfig, resources: PipelineResources) -> Step | None:
+    if config.rerank is None:
+        return None
+    reranker = resources.reranker(config.rerank) if config.rerank.weight > 0 else None
+    return RerankStep(reranker, index.texts, config.rerank.k, config.rerank.weight)
+
+
+def _aggregate_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
+    if config.aggregate != "article":
+        return None
+    return AggregateStep({d: v.get("parent_id") or d for d, v in index.docs.items()}, config.depth)
+
+
+# In order: each factory makes its step from the config, or None when the config leaves it out.
+STEPS: list[Callable[[LexIndex, PipelineConfig, PipelineResources], Step | None]] = [_rerank_step, _aggregate_step]
+
+
+def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
+    """Rank-normalised blend of the first stage and the reranker on the reranked head:
+    ``weight / (rank_rerank) + (1 - weight) / (rank_first)`` (both from 1); the rest keeps its order."""
+    out: Run = {}
+    for q, docs in reranked.items():
+        head = sorted(docs.items(), key=lambda kv: -kv[1])[:k]
+        # The first stage's order with evaluation's tie-break (by id), so that weight 0 gives it back exactly.
+        first_ranked = list(canonical_ranking(first.get(q, {})))
+        first_order = {d: i + 1 for i, d in enumerate(first_ranked)}
+        scored = {d: weight / (i + 1) + (1 - weight) / first_order.get(d, len(first_order) + 1)
+                  for i, (d, _) in enumerate(head)}
+        tail = [d for d in first_ranked if d not in scored]
+        out[q] = {**scored, **{d: -1.0 - i for i, d in enumerate(tail)}}
     return out
+
+
+# -- the pipeline -----------------------------------------------------------------------------------
+class Pipeline:
+    """First-stage retrievers, their fusion, then the steps; ``search`` and ``explain`` rank the same way."""
+
+    def __init__(self, index: LexIndex, config: PipelineConfig, retrievers: dict[str, Retriever],
+                 steps: list[Step]) -> None:
+        self.index, self.config, self.retrievers, self.steps = index, config, retrievers, steps
+
+    def run(self, queries: dict[str, str], k: int = 10, *, skip: tuple[str, ...] = ()) -> tuple[Run, Trace]:
+        """The top ``k`` per query and every part's scores; ``skip`` leaves steps out by name (``rerank``)."""
+        steps = [s for s in self.steps if s.name not in skip]
+        wants = [k]
+        for step in reversed(steps):
+            wants.insert(0, step.want(wants[0]))
+        trace: Trace = {}
+        if len(self.retrievers) == 1:
+            (name, retriever), = self.retrievers.items()
+            run = trace[name] = retriever.search(queries, wants[0])
+        else:
+            pool = max(wants[0], self.config.depth)
+            for name, retriever in self.retrievers.items():
+                trace[name] = retriever.search(queries, pool)
+            trace["fused"] = fuse_runs([trace[n] for n in self.retrievers], self.config.fusion)
+            run = run_top(trace["fused"], wants[0])
+        for step, want in zip(steps, wants[1:], strict=True):
+            run = run_top(step.apply(queries, run, trace), want)
+        return run, trace
+
+    def search(self, queries: dict[str, str], k: int = 10, *, skip: tuple[str, ...] = ()) -> Run:
+        return self.run(queries, k, skip=skip)[0]
+
+    def explain(self, queries: dict[str, str], k: int = 10, *, skip: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+        """Query id -> ranked hits ``{id, rank, score, title, text, parent_id, scores}``; ``scores`` holds what
+        each part gave the hit (bm25, dense, fused, rerank; absent: not retrieved by that part)."""
+        run, trace = self.run(queries, k, skip=skip)
+        out: dict[str, list[dict]] = {}
+        for q in queries:
+            hits = []
+            for rank, d in enumerate(list(canonical_ranking(run.get(q, {})))[:k], 1):
+                doc = self.index.docs.get(d, {})
+                scores = {name: float(part[q][d]) for name, part in trace.items() if d in part.get(q, {})}
+                hits.append({"id": d, "rank": rank, "score": float(run[q][d]), "title": doc.get("title"),
+                             "text": doc.get("text"), "parent_id": doc.get("parent_id"), "scores": scores})
+            out[q] = hits
+        return out
+
+    @property
+    def reranks(self) -> bool:
+        return any(s.name == "rerank" and s.reranker is not None for s in self.steps)  # type: ignore[attr-defined]
+
+
+def build_pipeline(index: LexIndex, config: PipelineConfig | None = None,
+                   resources: PipelineResources | None = None) -> Pipeline:
+    """The one way a pipeline is made from its config."""
+    config = config or PipelineConfig()
+    resources = resources or PipelineResources()
+    retrievers: dict[str, Retriever] = {}
+    for spec in config.retrievers:
+        options = spec.options
+        key = (spec.name, str(index.folder), options.model_dump_json(), config.dense_model, config.query_model,
+               id(resources.default_encoder))
+        retrievers[spec.name] = resources.remembered(
+            key, lambda spec=spec, options=options: RETRIEVERS[spec.name].build(index, options, config, resources))
+    steps = [s for make in STEPS if (s := make(index, config, resources)) is not None]
+    return Pipeline(index, config, retrievers, steps)
+
+
+def explain_search(index: LexIndex, queries: dict[str, str], k: int = 10, config: PipelineConfig | None = None, *,
+                   encoder=None, resources: PipelineResources | None = None) -> dict[str, list[dict]]:
+    """Ranked hits with each part's score (:meth:`Pipeline.explain`) of ``config`` (default: every part of
+    the index, fused) over ``index``."""
+    config = config or PipelineConfig(retrievers=index.parts)
+    return build_pipeline(index, config, resources or PipelineResources(encoder=encoder)).explain(queries, k)

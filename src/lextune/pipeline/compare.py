@@ -14,27 +14,11 @@ from pathlib import Path
 
 from lextune.artifacts import write_json_atomic
 from lextune.eval.evaluate import EvalConfig
-from lextune.index.bm25 import run_top
-from lextune.index.fusion import FusionConfig, fuse_runs
-from lextune.runs import Run, canonical_ranking, drop_ignored
+from lextune.index.fusion import FusionConfig
+from lextune.index.pipeline import PipelineConfig, PipelineRerank, blend
+from lextune.runs import Run, drop_ignored
 
 HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
-
-
-def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
-    """Rank-normalised blend of the first stage and the reranker on the reranked head:
-    ``weight / (rank_rerank) + (1 - weight) / (rank_first)`` (both from 1); the rest keeps its order."""
-    out: Run = {}
-    for q, docs in reranked.items():
-        head = sorted(docs.items(), key=lambda kv: -kv[1])[:k]
-        # The first stage's order with evaluation's tie-break (by id), so that weight 0 gives it back exactly.
-        first_ranked = list(canonical_ranking(first.get(q, {})))
-        first_order = {d: i + 1 for i, d in enumerate(first_ranked)}
-        scored = {d: weight / (i + 1) + (1 - weight) / first_order.get(d, len(first_order) + 1)
-                  for i, (d, _) in enumerate(head)}
-        tail = [d for d in first_ranked if d not in scored]
-        out[q] = {**scored, **{d: -1.0 - i for i, d in enumerate(tail)}}
-    return out
 
 
 WEIGHT_GRID = [round(0.1 * i, 1) for i in range(11)]
@@ -94,8 +78,9 @@ def by_generator(result, generators: dict[str, str]) -> dict:
         for s in result.systems}} for g, qs in sorted(groups.items())}
 
 
-def _auto_weight(ctx, reranker, index_of, fusion, base_dense_of, tuned_dense_of) -> tuple[float, dict]:
+def _auto_weight(ctx, index, systems: dict[str, PipelineConfig], resources) -> tuple[float, dict]:
     """Choose the blend weight on the run's synthetic validation split (held out from training by chunk)."""
+    from lextune.index.pipeline import build_pipeline
     from lextune.runs import load_beir
 
     cfg = ctx.config.eval
@@ -108,11 +93,11 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_dense_of, tuned_dense_of)
     if not queries:
         ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
         return 0.0, {"weight": 0.0, "queries": 0, "ndcg@10": {}}
-    index = index_of()
-    dense = tuned_dense_of(index) or base_dense_of(index)
-    first = run_top(fuse_runs([index.bm25.search(queries, 100), dense.search(queries, 100)], fusion), 100)
+    reranked_name = next(n for n, c in systems.items() if c.rerank is not None)
+    first_cfg = systems[reranked_name]
+    first = build_pipeline(index, first_cfg.model_copy(update={"rerank": None}), resources).search(queries, 100)
     ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
-    reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
+    reranked = resources.reranker(first_cfg.rerank).rerank(queries, first, index.texts, cfg.k_rerank)
     ignore = ds.ignored()
     qrels, first, reranked = {q: ds.qrels[q] for q in queries}, drop_ignored(first, ignore), drop_ignored(reranked, ignore)
     best, curve = choose_rerank_weight(qrels, first, reranked, cfg.k_rerank)
@@ -123,6 +108,27 @@ def _auto_weight(ctx, reranker, index_of, fusion, base_dense_of, tuned_dense_of)
             + (")" if weight == best else f": not significant at p < {cfg.weight_max_p}, so 0)"))
     return weight, {"weight": weight, "best_weight": best, "p_value": p, "max_p": cfg.weight_max_p,
                     "queries": len(queries), "ndcg@10": {str(w): v for w, v in curve.items()}}
+
+
+def run_systems(ctx, weight: float | None = None) -> dict[str, PipelineConfig]:
+    """The run's systems as pipelines: BM25, base dense and hybrid, tuned dense and hybrid, and the best hybrid
+    with the trained reranker at blend ``weight`` (None: the reranker's order)."""
+    cfg = ctx.config.eval
+    dense = "dense" if ctx.config.dense_index_type == "flat" else {"name": "dense",
+                                                                   "index_type": ctx.config.dense_index_type}
+    fusion = FusionConfig(method="rrf", rrf_k=cfg.rrf_k)
+    systems = {"bm25": PipelineConfig(retrievers=["bm25"])}
+    models = {"base": ctx.config.base_model, **({"tuned": str(ctx.biencoder)} if ctx.biencoder else {})}
+    for name, spec in models.items():
+        systems[f"dense-{name}"] = PipelineConfig(retrievers=[dense], dense_model=spec)
+        systems[f"hybrid-{name}"] = PipelineConfig(retrievers=["bm25", dense], fusion=fusion, depth=100,
+                                                   dense_model=spec)
+    if ctx.reranker:
+        first = "hybrid-tuned" if "tuned" in models else "hybrid-base"
+        systems[f"{first}+rerank"] = systems[first].model_copy(update={"rerank": PipelineRerank(
+            model=str(ctx.reranker), k=cfg.k_rerank, max_length=cfg.rerank_max_length,
+            weight=1.0 if weight is None else weight)})
+    return systems
 
 
 def _dataset_index(ctx, ds_cfg, ds):
@@ -143,86 +149,48 @@ def _dataset_index(ctx, ds_cfg, ds):
 def compare(ctx) -> dict:
     """Evaluate every system on every dataset; write eval/comparison.{json,md}; return the comparison."""
     from lextune.eval.run import System, run_evaluation
-    from lextune.index.rerank import RerankConfig, Reranker
+    from lextune.index import LexIndex
+    from lextune.index.pipeline import PipelineResources, build_pipeline
     from lextune.models.biencoder import BiEncoder
     from lextune.runs import load_beir
 
     cfg = ctx.config.eval
-    fusion = FusionConfig(method="rrf", rrf_k=cfg.rrf_k)
-    tuned_spec = str(ctx.biencoder) if ctx.biencoder else None
-    reranker = None
-    if ctx.reranker:
-        reranker = Reranker(RerankConfig(model=str(ctx.reranker), k=cfg.k_rerank, max_length=cfg.rerank_max_length))
     base_enc = BiEncoder(ctx.config.base_model)
-    tuned_enc = BiEncoder(tuned_spec) if tuned_spec else None
+    tuned_enc = BiEncoder(str(ctx.biencoder)) if ctx.biencoder else None
+    # One set of models, encoded corpora and first-stage runs for every system, the weight choice and every
+    # dataset (an index built without a dense part is encoded with the base model once, cached).
+    resources = PipelineResources(encoders=[e for e in (base_enc, tuned_enc) if e is not None],
+                                  say=lambda m: ctx.say("eval", m))
     table: dict = {"datasets": {}}
-    # The run's index and each index's base and tuned dense indexes, made once for the weight choice and every
-    # dataset (an index built without a dense part is encoded with the base model here, once).
-    @functools.cache
-    def run_index():
-        from lextune.index import LexIndex
-
-        return LexIndex.load(ctx.dir("index"))
-
-    made: dict = {}
-
-    def dense_of(index, enc, name: str):
-        """The index's dense part for ``enc``: its own (the base model's, when built), else encoded once."""
-        if (index.folder, name) not in made:
-            own = index.dense(enc) if name == "base" else None
-            if own is None:
-                ctx.say("eval", f"encoding {len(index.docs)} passages of {index.folder.name} with the {name} model "
-                                "(cached)")
-                own = index.dense_with(enc, ctx.config.dense_index_type)
-            made[index.folder, name] = own
-        return made[index.folder, name]
-
-    def base_dense_of(index):
-        return dense_of(index, base_enc, "base")
-
-    def tuned_dense_of(index):
-        return dense_of(index, tuned_enc, "tuned") if tuned_enc is not None else None
-
+    run_index = functools.cache(lambda: LexIndex.load(ctx.dir("index")))
     weight = cfg.rerank_weight
-    if reranker is not None and weight == "auto":
-        weight, table["rerank_weight"] = _auto_weight(ctx, reranker, run_index, fusion, base_dense_of, tuned_dense_of)
+    if ctx.reranker and weight == "auto":
+        weight, table["rerank_weight"] = _auto_weight(ctx, run_index(), run_systems(ctx), resources)
+    systems = run_systems(ctx, weight)
     for ds_cfg in cfg.datasets:
         path = Path(ds_cfg.path) if ds_cfg.path else ctx.dir("synth")
         index = None
-        tuned_dense = None
         for qfile in ds_cfg.queries_files:
             ds = load_beir(path, queries_file=qfile, split=ds_cfg.split)
             if index is None:
                 index = run_index() if ds_cfg.corpus == "run" else _dataset_index(ctx, ds_cfg, ds)
-                base_dense = base_dense_of(index)
-                tuned_dense = tuned_dense_of(index)
+                pipelines = {n: build_pipeline(index, c, resources) for n, c in systems.items()}
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
                 queries = {q: queries[q] for q in sorted(_dataset_sample(ds_cfg, ds, list(queries)))}
                 ds.queries, ds.qrels = queries, {q: ds.qrels[q] for q in queries}
-            runs: dict[str, Run] = {"bm25": index.bm25.search(queries, 100), "dense-base": base_dense.search(queries, 100)}
-            runs["hybrid-base"] = run_top(fuse_runs([runs["bm25"], runs["dense-base"]], fusion), 100)
-            if tuned_dense is not None:
-                runs["dense-tuned"] = tuned_dense.search(queries, 100)
-                runs["hybrid-tuned"] = run_top(fuse_runs([runs["bm25"], runs["dense-tuned"]], fusion), 100)
-            if reranker is not None:
-                first = runs.get("hybrid-tuned", runs["hybrid-base"])
-                name = ("hybrid-tuned" if "hybrid-tuned" in runs else "hybrid-base") + "+rerank"
-                if weight == 0:  # blend(first, ..., 0) is the first stage exactly: no need to score anything
-                    ctx.say("eval", f"{ds_cfg.name}/{qfile}: rerank weight 0, so {name} is its first stage")
-                    runs[name] = first
-                else:
-                    ctx.say("eval", f"{ds_cfg.name}/{qfile}: reranking the top {cfg.k_rerank} of {len(queries)} queries")
-                    reranked = reranker.rerank(queries, first, index.texts, cfg.k_rerank)
-                    runs[name] = reranked if weight is None else blend(first, reranked, weight, cfg.k_rerank)
-            provenance = {"bm25": {"index": str(index.folder), "bm25": index.meta.get("config", {}).get("bm25")},
+            for n, p in pipelines.items():
+                if p.reranks:
+                    ctx.say("eval", f"{ds_cfg.name}/{qfile}: {n} reranks the top {cfg.k_rerank} of {len(queries)} queries")
+            runs = {n: p.search(queries, 100) for n, p in pipelines.items()}
+            provenance = {"index": str(index.folder), "bm25": index.meta.get("config", {}).get("bm25"),
                           "base_model": base_enc.describe() | {"fingerprint": base_enc.fingerprint()},
                           "tuned_model": (tuned_enc.describe() | {"fingerprint": tuned_enc.fingerprint()})
-                          if tuned_enc else None, "reranker": str(ctx.reranker) if ctx.reranker else None,
-                          "fusion": fusion.model_dump(), "k_rerank": cfg.k_rerank, "rerank_weight": weight}
-            systems = [System(n, r, {"system": n, **provenance}) for n, r in runs.items()]
+                          if tuned_enc else None, "rerank_weight": weight}
+            evaluated = [System(n, r, {"system": n, "pipeline": systems[n].model_dump(mode="json"), **provenance})
+                         for n, r in runs.items()]
             out = ctx.dir("eval") / ds_cfg.name / Path(qfile).stem
-            result = run_evaluation(ds, systems, out, config=EvalConfig(), queries_file=qfile, split=ds_cfg.split,
+            result = run_evaluation(ds, evaluated, out, config=EvalConfig(), queries_file=qfile, split=ds_cfg.split,
                                     report=cfg.report, map_encoder=tuned_enc or base_enc if cfg.report else None)
             table["datasets"][f"{ds_cfg.name}/{Path(qfile).stem}"] = {
                 "queries": len(result.queries), "folder": str(out.relative_to(ctx.root)),

@@ -110,7 +110,7 @@ class SearchRequest(BaseModel):
 
     query: str
     k: int = Field(10, ge=1)
-    rerank: bool | None = Field(None, description="Re-score with the reranker (default: when one is loaded).")
+    rerank: bool | None = Field(None, description="Run the pipeline's reranker (default: when it has one).")
 
 
 class SearchHit(BaseModel):
@@ -203,8 +203,7 @@ class ServiceState:
 
             self.reranker = Reranker(RerankConfig(model=config.reranker, k=config.rerank_depth,
                                                   max_length=config.reranker_max_length), device=config.device)
-        if self.index is not None and self.index._dense_folder is not None:
-            self.index.dense(self.encoder)  # refuses an index built by another model, at start-up
+        self.pipeline = self._build_pipeline() if self.index is not None else None  # refuses bad settings now
         self.model_name = config.model_name or (served_name(self.encoder.spec) if self.encoder else None)
         self.reranker_name = config.reranker_name or (
             served_name(self.reranker.config.model) if self.reranker else None)
@@ -220,11 +219,26 @@ class ServiceState:
             "search": mk(self._search, "search"),
         }
 
+    def _build_pipeline(self):
+        """The /v1/search pipeline, built as `lextune eval` builds it, over the service's own models."""
+        from lextune.index.pipeline import PipelineConfig, PipelineRerank, PipelineResources, build_pipeline
+
+        cfg = self.config.pipeline
+        if cfg is None:
+            rerank = None
+            if self.reranker is not None:
+                rerank = PipelineRerank(**self.reranker.config.model_dump() | {"k": self.config.rerank_depth})
+            cfg = PipelineConfig(retrievers=self.index.parts, depth=self.config.search_depth, rerank=rerank)
+        pipeline = build_pipeline(self.index, cfg, PipelineResources(encoder=self.encoder, reranker=self.reranker))
+        if self.reranker is None and pipeline.reranks:  # the pipeline's reranker answers /v1/rerank too
+            self.reranker = next(s.reranker for s in pipeline.steps if s.name == "rerank")
+        return pipeline
+
     # model calls (run in the executor thread) ---------------------------------------------------------
     def _init_model_thread(self) -> None:
         """OpenMP's thread count is a per-thread setting: set it in the thread that runs the searches (set in
         the main thread it left faiss its default two threads there, whose second took CPU from the model)."""
-        if self.index is not None and self.index._dense_folder is not None and self.config.faiss_threads:
+        if self.index is not None and self.index.has_dense and self.config.faiss_threads:
             import faiss
 
             faiss.omp_set_num_threads(self.config.faiss_threads)
@@ -241,8 +255,6 @@ class ServiceState:
         return list(zip(scores, lengths, strict=True))
 
     def _search(self, items: list[tuple[str, int, bool]]) -> list[list[dict]]:
-        from lextune.index.pipeline import explain_search
-
         results: list[list[dict] | None] = [None] * len(items)
         for rerank in (False, True):
             group = [i for i, (_, _, r) in enumerate(items) if r == rerank]
@@ -250,8 +262,7 @@ class ServiceState:
                 continue
             queries = {str(i): items[i][0] for i in group}
             k = max(items[i][1] for i in group)
-            hits = explain_search(self.index, queries, k, encoder=self.encoder, depth=self.config.search_depth,
-                                  reranker=self.reranker if rerank else None, k_rerank=self.config.rerank_depth)
+            hits = self.pipeline.explain(queries, k, skip=() if rerank else ("rerank",))
             for i in group:
                 results[i] = hits[str(i)][: items[i][1]]
         return results  # type: ignore[return-value]
@@ -506,7 +517,8 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
 
     @app.post("/v1/search", response_model=SearchResponse, dependencies=auth, responses=ERRORS, tags=["search"])
     async def search(req: SearchRequest) -> SearchResponse:
-        """Hybrid retrieval (BM25 + dense, fused) over the served index, reranked when a reranker is loaded."""
+        """The served index searched by the server's pipeline (default: BM25 + dense fused, then the reranker if
+        one is loaded): the same ranking `lextune eval` measures for that pipeline YAML."""
         if state.index is None:
             raise ApiError(404, "this server was started without --index", code="index_not_loaded")
         if req.k > limits.max_k:
@@ -515,9 +527,10 @@ def create_app(config: ServeConfig | None = None, *, encoder=None, reranker=None
         if len(req.query) > limits.max_chars:
             raise ApiError(400, f"query has {len(req.query)} characters; the limit is {limits.max_chars}",
                            param="query", code="input_too_long")
-        if req.rerank and state.reranker is None:
-            raise ApiError(400, "rerank=true but this server was started without --reranker", param="rerank")
-        do_rerank = state.reranker is not None if req.rerank is None else req.rerank
+        if req.rerank and not state.pipeline.reranks:
+            raise ApiError(400, "rerank=true but this server's search pipeline has no reranker (start it with "
+                           "--reranker, or a --pipeline with rerank:)", param="rerank")
+        do_rerank = state.pipeline.reranks if req.rerank is None else req.rerank
         t = time.perf_counter()
         (hits,) = await state.batchers["search"].submit([(req.query, req.k, do_rerank)])
         return SearchResponse(query=req.query, results=[SearchHit(**h) for h in hits], reranked=do_rerank,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lextune.index.pipeline import PipelineConfig
 from lextune.models.onnx import Backend
 
 
@@ -47,8 +48,12 @@ class ServeConfig(BaseModel):
     reranker_name: str | None = None
     reranker_max_length: int = Field(512, ge=8)
     index: str | None = Field(None, description="Index folder for /v1/search (lextune index build).")
-    rerank_depth: int = Field(50, ge=1, description="Search hits the reranker re-scores.")
-    search_depth: int = Field(100, ge=1, description="Hits taken from each retriever before fusion.")
+    rerank_depth: int = Field(50, ge=1, description="Search hits the reranker re-scores (default pipeline).")
+    search_depth: int = Field(100, ge=1, description="Hits taken from each retriever before fusion (default pipeline).")
+    pipeline: PipelineConfig | None = Field(
+        None, description="What /v1/search runs: the same YAML that `lextune eval -s NAME=FILE` measures "
+        "(`lextune serve --pipeline FILE`). Default: every part of the index fused by RRF over search_depth "
+        "hits, then the reranker (if any) over rerank_depth.")
     default_input_type: Literal["query", "passage"] = Field(
         "query", description="Side of /v1/embeddings inputs when the request names no input_type.")
     api_key_env: str | None = Field("LEXTUNE_API_KEY", description="Env var holding the API key; unset: no key.")

@@ -1,0 +1,130 @@
+"""Index folders: the documents (``docs.jsonl``), a BM25 part and/or a dense part, and ``meta.json``.
+
+What a pipeline (:mod:`lextune.index.pipeline`) searches. The folder's layout is known here only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lextune.artifacts import atomic_dir, make_meta, read_meta, write_json_atomic
+from lextune.errors import ConfigError
+from lextune.index.bm25 import BM25Config, BM25Index
+from lextune.index.dense import DenseConfig, DenseIndex
+
+
+class IndexBuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bm25: BM25Config | None = Field(default_factory=BM25Config)
+    dense: DenseConfig | None = None
+
+
+class LexIndex:
+    """An index folder: documents + BM25 and/or dense parts."""
+
+    def __init__(self, folder: Path, docs: dict[str, dict], bm25: BM25Index | None, dense_folder: Path | None,
+                 meta: dict) -> None:
+        self.folder, self.docs, self.bm25, self.meta = folder, docs, bm25, meta
+        self._dense_folder = dense_folder
+        self._dense: DenseIndex | None = None
+
+    def dense(self, encoder=None) -> DenseIndex | None:
+        """The stored vectors, queried with ``encoder`` (refused when another model built them)."""
+        if self._dense_folder is None:
+            return None
+        # Loaded once per encoder (the service calls this on every search).
+        if self._dense is None or (encoder is not None and self._dense._encoder is not encoder):
+            self._dense = DenseIndex.load(self._dense_folder, encoder)
+        return self._dense
+
+    def dense_with(self, encoder, index_type: str = "flat", progress=None) -> DenseIndex:
+        """An in-memory dense index of these documents encoded by another ``encoder`` (a tuned model),
+        reusing the embedding cache; what base-versus-tuned comparisons search."""
+        ids = list(self.docs)
+        return DenseIndex(DenseConfig(model=encoder.spec, index_type=index_type), encoder).build(
+            ids, [self.docs[i]["contents"] for i in ids], progress=progress)
+
+    @property
+    def has_dense(self) -> bool:
+        return self._dense_folder is not None
+
+    @property
+    def parts(self) -> list[str]:
+        """The retrievers this folder serves by itself: ``bm25`` and/or ``dense``."""
+        return [p for p, on in (("bm25", self.bm25 is not None), ("dense", self.has_dense)) if on]
+
+    @property
+    def dense_spec(self) -> str | None:
+        """The model spec that encoded the stored vectors (None without a dense part)."""
+        return (self.meta.get("dense_model") or {}).get("spec")
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return {d: v["contents"] for d, v in self.docs.items()}
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LexIndex:
+        folder = Path(folder)
+        meta = read_meta(folder)
+        if not meta or meta.get("type") != "index":
+            raise ConfigError(f"{folder} is not a lextune index (no meta.json of type 'index')")
+        from lextune import __version__
+
+        major = lambda v: str(v).split(".")[:2]  # noqa: E731
+        if major(meta.get("lextune_version")) != major(__version__):
+            raise ConfigError(f"{folder} was built by lextune {meta.get('lextune_version')}; this is {__version__}: "
+                              "rebuild it with `lextune index build`")
+        docs = {}
+        with open(folder / "docs.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                docs[d["id"]] = d
+        bm25 = BM25Index.load(folder / "bm25") if (folder / "bm25").is_dir() else None
+        dense = folder / "dense" if (folder / "dense").is_dir() else None
+        return cls(folder, docs, bm25, dense, meta)
+
+
+def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
+                source: dict | None = None, encoder=None,
+                progress: Callable[[int, int], None] | None = None) -> LexIndex:
+    """Index ``docs`` (dicts with id, contents, and optionally title, text, parent_id) into ``out_dir``."""
+    config = config or IndexBuildConfig()
+    if config.bm25 is None and config.dense is None:
+        raise ConfigError("nothing to build: enable BM25 and/or give a dense model")
+    ids = [d["id"] for d in docs]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("duplicate document ids in the index input")
+    contents = [d["contents"] for d in docs]
+    with atomic_dir(out_dir, overwrite=True) as tmp:
+        with open(tmp / "docs.jsonl", "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps({k: d.get(k) for k in ("id", "title", "text", "contents", "parent_id")},
+                                   ensure_ascii=False) + "\n")
+        if config.bm25 is not None:
+            BM25Index(config.bm25).build(ids, contents).save(tmp / "bm25")
+        model_info = None
+        if config.dense is not None:
+            dense = DenseIndex(config.dense, encoder).build(ids, contents, progress=progress)
+            dense.save(tmp / "dense")
+            model_info = dense.model_info
+        write_json_atomic(tmp / "meta.json", make_meta(
+            "index", config=config.model_dump(mode="json"), inputs=source or {}, documents=len(docs),
+            dense_model=model_info))
+    return LexIndex.load(out_dir)
+
+
+def docs_from_chunks(chunks) -> list[dict]:
+    """Index input from ingest chunks."""
+    return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id}
+            for c in chunks]
+
+
+def docs_from_beir(corpus: dict[str, dict]) -> list[dict]:
+    """Index input from a BEIR corpus (``load_beir(...).corpus``): the title, a newline and the text."""
+    return [{"id": i, "title": d["title"], "text": d["text"],
+             "contents": f"{d['title']}\n{d['text']}" if d["title"] else d["text"]} for i, d in corpus.items()]
