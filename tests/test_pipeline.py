@@ -48,10 +48,29 @@ def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
     assert manifest["type"] == "run" and set(manifest["stages"]) == set(result.stages)
     assert "train_biencoder/model/meta.json" in manifest["artifacts"]["train_biencoder"]
     systems = result.comparison["datasets"]["synthetic-dev/queries"]["systems"]
-    assert list(systems) == ["bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned", "hybrid-tuned+rerank"]
+    reranked = [s for s in systems if s.endswith("+rerank")]
+    assert list(systems) == ["bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned", *reranked, "recommended"]
+    assert len(reranked) == 1 and reranked[0] in ("hybrid-base+rerank", "hybrid-tuned+rerank")
     assert all(0 <= m["ndcg@10"] <= 1 for m in systems.values())
     md_lines = (result.run_dir / "eval" / "comparison.md").read_text().splitlines()
-    assert sum(line.startswith("| hybrid-tuned |") for line in md_lines) == 2  # overall and by generator
+    assert sum(line.startswith("| hybrid-tuned |") for line in md_lines) == 3  # overall, by generator, candidates
+    # the recommendation: judged on held-out synthetic queries (RRF kept), never a system that is not
+    # significantly above BM25 there, written as a pipeline that loads and scores like its table row
+    rec = result.comparison["recommendation"]
+    assert rec["source"] == "synthetic" and rec["robust_fusion"] and 0 < rec["queries"] <= 20
+    cands = rec["candidates"]
+    assert set(cands) == {"bm25", "hybrid-base", "hybrid-tuned", *reranked}
+    better = [n for n, c in cands.items() if n != "bm25" and c["ndcg@10"] > cands["bm25"]["ndcg@10"]
+              and c["p_vs_bm25"] is not None and c["p_vs_bm25"] < 0.05]
+    assert rec["recommended"] == (max(better, key=lambda n: cands[n]["ndcg@10"]) if better else "bm25")
+    from lextune.index import PipelineConfig
+
+    written = PipelineConfig.model_validate(yaml.safe_load((result.run_dir / "recommended.yaml").read_text()))
+    assert written == PipelineConfig.model_validate(rec["pipelines"][rec["recommended"]])
+    if rec["recommended"] in systems:
+        assert systems["recommended"] == systems[rec["recommended"]]
+    manifest_rec = manifest["comparison"]["recommendation"]
+    assert manifest_rec["recommended"] == rec["recommended"] and "p_vs_bm25" in manifest_rec["candidates"]["bm25"]
     groups = result.comparison["datasets"]["synthetic-dev/queries"]["by_generator"]
     assert set(groups) <= {"title", "ict", "refs"} and sum(g["queries"] for g in groups.values()) == 30
     assert "by query generator" in (result.run_dir / "eval" / "comparison.md").read_text()
@@ -63,13 +82,68 @@ def test_every_stage_runs_and_the_manifest_lists_them(tiny_run):
     # a weight above 0 survives only a significant validation gain; at 0 the row is the first stage
     assert rw["weight"] == (rw["best_weight"] if rw["p_value"] is not None and rw["p_value"] < 0.05 else 0.0)
     if rw["weight"] == 0:
-        assert systems["hybrid-tuned+rerank"] == systems["hybrid-tuned"]
+        assert systems[reranked[0]] == systems[rw["first_stage"]]
     t = result.stages["targeted"]["summary"]
     assert t["new_records"] > 0 and set(t["by_category"]) == {"recall", "sibling_article", "sibling_law", "ranking"}
     assert t["check_queries"] > 0 and t["select_queries"] > 0
     assert (result.run_dir / "targeted" / "model" / "meta.json").is_file()
     assert (result.run_dir / "targeted" / "data" / "failures-select.jsonl").is_file()
     assert (result.run_dir / "pipeline.yaml").is_file()
+
+
+def test_where_bm25_wins_by_construction_the_run_recommends_bm25_alone_and_serves_it(tiny_run, tmp_path):
+    """Labelled questions that are their gold paragraphs verbatim: BM25 ranks every gold first, so nothing can
+    beat it. The run recommends BM25 alone; `lextune eval` on recommended.yaml reproduces the run's number and
+    `lextune serve --run` answers that pipeline's ranking."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from lextune.cli.main import app
+    from lextune.ingest import read_chunks
+    from lextune.pipeline import RunConfig, run_pipeline
+    from lextune.runs import read_trec_run
+    from lextune.serve import ServeConfig, create_app
+    from lextune.serve.config import run_settings
+
+    cfg, result, _ = tiny_run
+    run_dir = shutil.copytree(result.run_dir, tmp_path / "run")  # the module's run stays as it was
+    chunks = read_chunks(run_dir / "ingest")
+    counts: dict[str, int] = {}
+    for c in chunks:
+        counts[c.text] = counts.get(c.text, 0) + 1
+    picked = [c for c in chunks if len(c.text) > 80 and counts[c.text] == 1][:12]
+    data = tmp_path / "labelled"
+    (data / "qrels").mkdir(parents=True)
+    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": f"v{i}", "text": c.text}, ensure_ascii=False)
+                                                + "\n" for i, c in enumerate(picked)), encoding="utf-8")
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": c.id, "title": c.title, "text": c.text},
+                                                          ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"v{i}\t{c.id}\t1\n" for i, c in enumerate(picked)), encoding="utf-8")
+    labelled = RunConfig.model_validate({**cfg.model_dump(mode="json"), "run_dir": str(run_dir),
+                                         "validation": {"path": str(data)}})
+    again = run_pipeline(labelled, until="eval")
+    assert [r["status"] for r in again.stages.values()][:7] == ["cached"] * 6 + ["ran"]  # only eval reruns
+    rec = again.comparison["recommendation"]
+    assert rec["source"] == "labelled" and not rec["robust_fusion"] and rec["queries"] == len(picked) == 12
+    assert rec["candidates"]["bm25"]["ndcg@10"] == pytest.approx(1.0)
+    assert {"dense-base", "wsum0.5-tuned", "hybrid-tuned"} <= set(rec["candidates"])
+    assert rec["recommended"] == "bm25"
+    assert yaml.safe_load((again.run_dir / "recommended.yaml").read_text())["retrievers"] == ["bm25"]
+    res = CliRunner().invoke(app, ["eval", "-d", str(data), "-i", str(again.run_dir / "index"), "-s",
+                                   f"rec={again.run_dir / 'recommended.yaml'}", "-o", str(tmp_path / "ev"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["results"]["overall"]["rec"]["ndcg@10"] == pytest.approx(rec["candidates"]["bm25"]["ndcg@10"])
+    measured = read_trec_run(tmp_path / "ev" / "runs" / "rec.trec")
+    settings = run_settings(again.run_dir)
+    assert settings["pipeline"].retrievers[0].name == "bm25" and settings["model"] is None
+    with TestClient(create_app(ServeConfig(api_key_env=None, **settings))) as client:
+        hits = client.post("/v1/search", json={"query": picked[0].text, "k": 5}).json()["results"]
+    expected = sorted(measured["v0"].items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    assert [h["id"] for h in hits] == [d for d, _ in expected] and hits[0]["id"] == picked[0].id
 
 
 def test_unchanged_stages_are_reused_and_from_reruns(tiny_run):

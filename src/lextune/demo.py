@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from lextune.pipeline.config import EvalDataset, EvalStageConfig, RunConfig, TargetedConfig
+from lextune.pipeline.config import EvalDataset, EvalStageConfig, RunConfig, TargetedConfig, ValidationSet
 
 
 def bundled_laws() -> list[Path]:
@@ -70,6 +70,8 @@ def demo_config(out_dir: str | Path = "lextune-demo", *, quick: bool = False) ->
                                        EvalDataset(name="hand-written-questions", path=str(bundled_questions()),
                                                    split="test", corpus="run")],
                              k_rerank=10, rerank_weight="auto", weight_queries=40, report=not quick),
+        # The 20 validation questions (never reported) judge what the run recommends; the 60 report it.
+        validation=ValidationSet(path=str(bundled_questions("validation")), split=QUESTION_SPLITS["validation"]),
         targeted=TargetedConfig(queries_per_gold=1, replay_ratio=1.0,
                                 train={"learning_rate": 2e-5, "epochs": 1.0, **steps}),
     )

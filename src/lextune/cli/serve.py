@@ -18,6 +18,8 @@ def serve_cmd(
     index: Path | None = typer.Option(None, "--index", "-i", help="Index folder for /v1/search."),
     pipeline: Path | None = typer.Option(None, "--pipeline", "-p",
                                          help="Pipeline YAML /v1/search runs (what `lextune eval -s NAME=FILE` measures)."),
+    run: Path | None = typer.Option(None, "--run", help="Serve what this `lextune run` folder recommends "
+                                    "(its index and recommended.yaml)."),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML ServeConfig."),
@@ -33,13 +35,20 @@ def serve_cmd(
 
         values = {"reranker": reranker, "query_model": query_model, "index": str(index) if index else None, "host": host, "port": port}
         cfg = load_config(ServeConfig, config, overrides, **values)
+        if run is not None:
+            from lextune.errors import ConfigError
+            from lextune.serve.config import run_settings
+
+            if index is not None or pipeline is not None:
+                raise ConfigError("--run serves the run's own index and recommended.yaml: leave out --index and --pipeline")
+            cfg = cfg.model_copy(update=run_settings(run))
         if pipeline is not None:
             from lextune.index import PipelineConfig
 
             cfg = cfg.model_copy(update={"pipeline": load_config(PipelineConfig, pipeline)})
         if model is not None:
             cfg = cfg.model_copy(update={"model": model})
-        elif index is not None and config is None:
+        elif index is not None and config is None and run is None:
             cfg = cfg.model_copy(update={"model": None})  # the index's own model
         out.print(f"lextune serve on http://{cfg.host}:{cfg.port} (docs at /docs)")
         serve(cfg)

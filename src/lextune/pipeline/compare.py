@@ -14,9 +14,8 @@ from pathlib import Path
 
 from lextune.artifacts import write_json_atomic
 from lextune.eval.evaluate import EvalConfig
-from lextune.index.fusion import FusionConfig
-from lextune.index.pipeline import PipelineConfig, PipelineRerank, blend
-from lextune.runs import Run, drop_ignored
+from lextune.index.pipeline import PipelineConfig, blend
+from lextune.runs import Run
 
 HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
 
@@ -78,59 +77,6 @@ def by_generator(result, generators: dict[str, str]) -> dict:
         for s in result.systems}} for g, qs in sorted(groups.items())}
 
 
-def _auto_weight(ctx, index, systems: dict[str, PipelineConfig], resources) -> tuple[float, dict]:
-    """Choose the blend weight on the run's synthetic validation split (held out from training by chunk)."""
-    from lextune.index.pipeline import build_pipeline
-    from lextune.runs import load_beir
-
-    cfg = ctx.config.eval
-    ds = load_beir(ctx.dir("synth"), split="dev")
-    # Queries an eval dataset of this run's own synthetic split will score are never used to choose.
-    judged = [q for q in ds.queries if ds.qrels.get(q)]
-    taken = {q for ds_cfg in cfg.datasets if ds_cfg.path is None for q in _dataset_sample(ds_cfg, ds, judged)}
-    qids = [q for q in judged if q not in taken]
-    queries = {q: ds.queries[q] for q in sorted(_sample(qids, cfg.weight_queries, ds.generators()))}
-    if not queries:
-        ctx.say("eval", "no synthetic validation queries left outside the evaluated ones: reranker weight 0")
-        return 0.0, {"weight": 0.0, "queries": 0, "ndcg@10": {}}
-    reranked_name = next(n for n, c in systems.items() if c.rerank is not None)
-    first_cfg = systems[reranked_name]
-    first = build_pipeline(index, first_cfg.model_copy(update={"rerank": None}), resources).search(queries, 100)
-    ctx.say("eval", f"choosing the rerank weight on {len(queries)} synthetic validation queries")
-    reranked = resources.reranker(first_cfg.rerank).rerank(queries, first, index.texts, cfg.k_rerank)
-    ignore = ds.ignored()
-    qrels, first, reranked = {q: ds.qrels[q] for q in queries}, drop_ignored(first, ignore), drop_ignored(reranked, ignore)
-    best, curve = choose_rerank_weight(qrels, first, reranked, cfg.k_rerank)
-    p = blend_gain_p(qrels, first, reranked, best, cfg.k_rerank) if best > 0 else None
-    weight = best if p is not None and p < cfg.weight_max_p else 0.0
-    ctx.say("eval", f"rerank weight {weight} (validation nDCG@10 {curve[0.0]:.3f} without the reranker, "
-                    f"{curve[best]:.3f} at its best weight {best}" + (f", paired t-test p = {p:.3f}" if p is not None else "")
-            + (")" if weight == best else f": not significant at p < {cfg.weight_max_p}, so 0)"))
-    return weight, {"weight": weight, "best_weight": best, "p_value": p, "max_p": cfg.weight_max_p,
-                    "queries": len(queries), "ndcg@10": {str(w): v for w, v in curve.items()}}
-
-
-def run_systems(ctx, weight: float | None = None) -> dict[str, PipelineConfig]:
-    """The run's systems as pipelines: BM25, base dense and hybrid, tuned dense and hybrid, and the best hybrid
-    with the trained reranker at blend ``weight`` (None: the reranker's order)."""
-    cfg = ctx.config.eval
-    dense = "dense" if ctx.config.dense_index_type == "flat" else {"name": "dense",
-                                                                   "index_type": ctx.config.dense_index_type}
-    fusion = FusionConfig(method="rrf", rrf_k=cfg.rrf_k)
-    systems = {"bm25": PipelineConfig(retrievers=["bm25"])}
-    models = {"base": ctx.config.base_model, **({"tuned": str(ctx.biencoder)} if ctx.biencoder else {})}
-    for name, spec in models.items():
-        systems[f"dense-{name}"] = PipelineConfig(retrievers=[dense], dense_model=spec)
-        systems[f"hybrid-{name}"] = PipelineConfig(retrievers=["bm25", dense], fusion=fusion, depth=100,
-                                                   dense_model=spec)
-    if ctx.reranker:
-        first = "hybrid-tuned" if "tuned" in models else "hybrid-base"
-        systems[f"{first}+rerank"] = systems[first].model_copy(update={"rerank": PipelineRerank(
-            model=str(ctx.reranker), k=cfg.k_rerank, max_length=cfg.rerank_max_length,
-            weight=1.0 if weight is None else weight)})
-    return systems
-
-
 def _dataset_index(ctx, ds_cfg, ds):
     """The index over the dataset's own corpus (``corpus: own``), built once into the eval folder."""
     from lextune.index import IndexBuildConfig, LexIndex, build_index, docs_from_beir
@@ -148,25 +94,31 @@ def _dataset_index(ctx, ds_cfg, ds):
 
 def compare(ctx) -> dict:
     """Evaluate every system on every dataset; write eval/comparison.{json,md}; return the comparison."""
+    from lextune.config import load_config
     from lextune.eval.run import System, run_evaluation
     from lextune.index import LexIndex
     from lextune.index.pipeline import PipelineResources, build_pipeline
     from lextune.models.biencoder import BiEncoder
+    from lextune.pipeline.recommend import model_specs, recommend, run_systems
     from lextune.runs import load_beir
 
     cfg = ctx.config.eval
-    base_enc = BiEncoder(ctx.config.base_model)
-    tuned_enc = BiEncoder(str(ctx.biencoder)) if ctx.biencoder else None
+    specs = model_specs(ctx)
+    base_enc = BiEncoder(specs["base"])
+    tuned_enc = BiEncoder(specs["tuned"]) if "tuned" in specs else None
     # One set of models, encoded corpora and first-stage runs for every system, the weight choice and every
     # dataset (an index built without a dense part is encoded with the base model once, cached).
     resources = PipelineResources(encoders=[e for e in (base_enc, tuned_enc) if e is not None],
                                   say=lambda m: ctx.say("eval", m))
     table: dict = {"datasets": {}}
     run_index = functools.cache(lambda: LexIndex.load(ctx.dir("index")))
-    weight = cfg.rerank_weight
-    if ctx.reranker and weight == "auto":
-        weight, table["rerank_weight"] = _auto_weight(ctx, run_index(), run_systems(ctx), resources)
-    systems = run_systems(ctx, weight)
+    evidence, reranked = recommend(ctx, run_index(), resources)
+    table["recommendation"] = evidence
+    if "rerank_weight" in evidence:
+        table["rerank_weight"] = evidence["rerank_weight"] | {"source": evidence["source"]}
+    weight = next(iter(reranked.values())).rerank.weight if reranked else None
+    systems = {**run_systems(ctx), **reranked,
+               "recommended": load_config(PipelineConfig, ctx.root / "recommended.yaml")}
     for ds_cfg in cfg.datasets:
         path = Path(ds_cfg.path) if ds_cfg.path else ctx.dir("synth")
         index = None
@@ -228,9 +180,30 @@ def comparison_markdown(table: dict) -> str:
         if rw.get("p_value") is not None:
             test = (f"; best weight {rw['best_weight']}, paired t-test against weight 0 p = {rw['p_value']:.3f}, "
                     + ("kept" if rw["weight"] == rw["best_weight"] else f"not below {rw['max_p']}, so 0"))
-        lines += [f"Reranker blend weight {rw['weight']}, chosen on {rw['queries']} synthetic validation queries "
+        from lextune.pipeline.recommend import SOURCES
+
+        lines += [f"Reranker blend weight {rw['weight']} over {rw.get('first_stage', 'the first stage')}, chosen on "
+                  f"{rw['queries']} {SOURCES.get(rw.get('source'), 'validation queries')} "
                   f"(nDCG@10 by weight: {curve}{test}).", ""]
+    if rec := table.get("recommendation"):
+        lines += recommendation_markdown(rec)
     return "\n".join(lines)
+
+
+def recommendation_markdown(rec: dict) -> list[str]:
+    from lextune.pipeline.recommend import SOURCES
+
+    if not rec.get("candidates"):
+        return ["Recommended: BM25 alone (no validation queries to judge the other systems on).", ""]
+    lines = [f"Recommended (recommended.yaml): **{rec['recommended']}**, judged on {rec['queries']} "
+             f"{SOURCES[rec['source']]}; a system other than BM25 needs a significant nDCG@10 gain over BM25 "
+             f"(paired t-test, p < {rec['max_p']})" + ("; the fusion stays RRF on such queries" if
+                                                      rec.get("robust_fusion") else "") + ".", "",
+             "| candidate | nDCG@10 | Hit@1 | p vs BM25 |", "|---|---:|---:|---:|"]
+    for n, c in rec["candidates"].items():
+        p = "" if c["p_vs_bm25"] is None else f"{c['p_vs_bm25']:.3g}"
+        lines.append(f"| {n} | {c['ndcg@10']:.3f} | {c['hit_rate@1']:.3f} | {p} |")
+    return [*lines, ""]
 
 
 def load_comparison(run_dir: str | Path) -> dict:

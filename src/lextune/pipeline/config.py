@@ -36,6 +36,17 @@ class EvalDataset(BaseModel):
                                              "kind (e.g. verbatim inverse-cloze sentences) fills the sample.")
 
 
+class ValidationSet(BaseModel):
+    """The user's own labelled questions over the run's corpus (a BEIR folder whose qrels name the run's chunk
+    ids, e.g. exported by a labelling tool): what the run's recommendation is judged on first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    queries_file: str = "queries.jsonl"
+    split: str = "dev"
+
+
 class EvalStageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,12 +58,25 @@ class EvalStageConfig(BaseModel):
         "auto", description="Blend of reranker and first-stage ranks (0..1, rank-normalised); None: reranker order "
         "only; auto: the weight that maximises nDCG@10 on the run's synthetic validation split (never on a "
         "benchmark), 0 when the reranker does not help there significantly (weight_max_p).")
-    weight_queries: int = Field(100, ge=1, description="Synthetic validation queries that choose an auto weight.")
+    weight_queries: int = Field(100, ge=1, description="Held-out precedent or synthetic queries that choose the "
+                                "recommended system and an auto weight (when the run has no `validation:` set).")
+    recommend_max_p: float = Field(0.05, gt=0, le=1, description="recommended.yaml names a system other than BM25 "
+                                   "only when its validation gain over BM25 passes a paired t-test at this p.")
+    wsum_weights: list[float] = Field(
+        default_factory=lambda: [0.3, 0.5, 0.7], description="Dense weights of the weighted-sum hybrids among the "
+        "candidates (BM25 gets 1 - w; min-max normalised); tried only on the user's own labelled questions.")
     weight_max_p: float = Field(0.05, gt=0, le=1, description="An auto weight above 0 is kept only when its "
                                 "validation gain over the first stage passes a paired t-test at this p (1: always).")
     rrf_k: int = Field(60, ge=1)
     report: bool = True
 
+
+    @field_validator("wsum_weights")
+    @classmethod
+    def _unit(cls, v):
+        if any(not 0 < w < 1 for w in v):
+            raise ValueError("wsum_weights must lie strictly between 0 and 1")
+        return v
 
     @field_validator("rerank_weight")
     @classmethod
@@ -102,6 +126,10 @@ class RunConfig(BaseModel):
         "base", description="Start the reranker's encoder from base_model, or from the run's fine-tuned bi-encoder "
         "(adapted to the corpus by train_biencoder; the classification head is new either way).")
     eval: EvalStageConfig = Field(default_factory=EvalStageConfig)
+    validation: ValidationSet | None = Field(
+        None, description="Your labelled questions over this corpus: the candidates (BM25, dense, hybrids, with "
+        "and without the reranker) are judged on them. Without it, held-out precedent queries (synth generator "
+        "`precedents`) judge, else the synthetic validation split, and the fusion stays RRF.")
     targeted: TargetedConfig | None = Field(default_factory=TargetedConfig)
     layer_cache_gb: float = Field(2.0, ge=0, description=(
         "Memory for the outputs of the bi-encoder's frozen bottom layers (train_biencoder.train_layers), "

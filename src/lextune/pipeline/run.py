@@ -83,7 +83,8 @@ def _stage_config(cfg: RunConfig, stage: str) -> dict:
             "train_biencoder": lambda: {"base": cfg.base_model, **(cfg.train_biencoder or {})},
             "train_reranker": lambda: {"base": cfg.base_model, **(cfg.train_reranker or {}),
                                        **({"init": "biencoder"} if cfg.reranker_init == "biencoder" else {})},
-            "eval": lambda: cfg.eval.model_dump(mode="json"),
+            "eval": lambda: {**cfg.eval.model_dump(mode="json"),
+                             **({"validation": cfg.validation.model_dump()} if cfg.validation else {})},
             "targeted": lambda: cfg.targeted.model_dump(mode="json") if cfg.targeted else None}[stage]()
 
 
@@ -95,6 +96,8 @@ def stage_key(ctx: RunContext, stage: str) -> str:
         h.update(_inputs_hash(ctx.config.inputs).encode())
     if stage == "synth" and ctx.config.synth.precedents:  # court decisions are inputs of synth
         h.update(_inputs_hash(ctx.config.synth.precedents).encode())
+    if stage == "eval" and ctx.config.validation:  # the user's labelled questions are inputs of eval
+        h.update(_inputs_hash([ctx.config.validation.path]).encode())
     for up in _upstream(stage, ctx.config):
         h.update(f"{up}={ctx.keys.get(up, 'off')}".encode())
     return h.hexdigest()

@@ -229,7 +229,9 @@ class ServiceState:
             if self.reranker is not None:
                 rerank = PipelineRerank(**self.reranker.config.model_dump() | {"k": self.config.rerank_depth})
             cfg = PipelineConfig(retrievers=self.index.parts, depth=self.config.search_depth, rerank=rerank)
-        pipeline = build_pipeline(self.index, cfg, PipelineResources(encoder=self.encoder, reranker=self.reranker))
+        shared = [self.encoder] if self.encoder is not None and not self.config.query_model else []
+        pipeline = build_pipeline(self.index, cfg, PipelineResources(encoder=self.encoder, encoders=shared,
+                                                                     reranker=self.reranker))
         if self.reranker is None and pipeline.reranks:  # the pipeline's reranker answers /v1/rerank too
             self.reranker = next(s.reranker for s in pipeline.steps if s.name == "rerank")
         return pipeline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,3 +70,18 @@ class ServeConfig(BaseModel):
                                       "default). One answers a few queries fastest while the model uses the cores.")
     limits: ServeLimits = Field(default_factory=ServeLimits)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+
+
+def run_settings(run_dir: str | Path) -> dict:
+    """ServeConfig values that serve what a `lextune run` recommends: its index and ``recommended.yaml``
+    (the query encoder is the pipeline's dense model, else the index's)."""
+    from lextune.config import load_config
+    from lextune.errors import ConfigError
+
+    run_dir = Path(run_dir)
+    rec = run_dir / "recommended.yaml"
+    if not rec.is_file() or not (run_dir / "index" / "meta.json").is_file():
+        raise ConfigError(f"{run_dir} has no recommended.yaml and index/: give a folder that `lextune run` "
+                          "finished (its eval stage writes recommended.yaml)")
+    pipeline = load_config(PipelineConfig, rec)
+    return {"index": str(run_dir / "index"), "pipeline": pipeline, "model": pipeline.dense_model}
