@@ -24,7 +24,7 @@ from lextune.index.fusion import FusionConfig
 from lextune.index.pipeline import PipelineConfig, PipelineRerank, blend, build_pipeline
 from lextune.runs import Run, drop_ignored
 
-SOURCES = {"labelled": "your labelled questions", "precedent": "held-out precedent queries (판시사항)",
+SOURCES = {"labelled": "labelled validation questions (the run's `validation:`)", "precedent": "held-out precedent queries (판시사항)",
            "synthetic": "held-out synthetic queries"}
 
 
