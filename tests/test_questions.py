@@ -60,4 +60,6 @@ def test_the_demo_reports_the_hand_written_questions_and_never_the_validation_se
     cfg = demo_config(tmp_path / "d")
     paths = {d.name: d.path for d in cfg.eval.datasets}
     assert Path(paths["hand-written-questions"]) == bundled_questions("demo")
-    assert str(bundled_questions("validation")) not in json.dumps(cfg.model_dump(mode="json"))
+    # the validation questions judge what the run recommends (validation:) and are never a reported dataset
+    assert str(bundled_questions("validation")) not in json.dumps(cfg.eval.model_dump(mode="json"))
+    assert Path(cfg.validation.path) == bundled_questions("validation") and cfg.validation.split == "dev"
