@@ -267,6 +267,12 @@ def test_cli_index_build_from_a_beir_corpus_indexes_title_and_text(tmp_path):
     assert index.docs["L1-2-1-0"]["title"] == "가상법 제2조"
     run = index.bm25.search({"q": "설명의무 위반 손해 배상"}, 1)
     assert list(run["q"]) == ["L1-2-2-0"]
+    # with a dense part, piped (not a terminal): the encoding is reported as lines, not a bar nobody sees
+    res = CliRunner().invoke(app, ["index", "build", "--beir", str(tiny), "-o", str(tmp_path / "idx2"), "--dense",
+                                   "bundled:multilingual-e5-small"])
+    assert res.exit_code == 0, res.output
+    n = len(index.docs)
+    assert f"encoding: {n}/{n}" in res.output and LexIndex.load(tmp_path / "idx2").has_dense
 
 
 def test_auto_index_type_is_exact_when_small_and_hnsw_when_large():

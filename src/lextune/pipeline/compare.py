@@ -15,6 +15,7 @@ from pathlib import Path
 from lextune.artifacts import write_json_atomic
 from lextune.eval.evaluate import EvalConfig
 from lextune.index.pipeline import PipelineConfig, blend
+from lextune.progress import every
 from lextune.runs import Run
 
 HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1"]
@@ -109,7 +110,7 @@ def compare(ctx) -> dict:
     # One set of models, encoded corpora and first-stage runs for every system, the weight choice and every
     # dataset (an index built without a dense part is encoded with the base model once, cached).
     resources = PipelineResources(encoders=[e for e in (base_enc, tuned_enc) if e is not None],
-                                  say=lambda m: ctx.say("eval", m))
+                                  say=lambda m: ctx.say("eval", m), progress=every(60, lambda m: ctx.say("eval", m)))
     table: dict = {"datasets": {}}
     run_index = functools.cache(lambda: LexIndex.load(ctx.dir("index")))
     evidence, reranked = recommend(ctx, run_index(), resources)

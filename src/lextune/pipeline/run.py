@@ -125,7 +125,10 @@ def _index(ctx: RunContext) -> dict:
     cfg = IndexBuildConfig(bm25=ctx.config.bm25,
                            dense=DenseConfig(model=ctx.config.base_model, index_type=ctx.config.dense_index_type)
                            if ctx.config.dense_index else None)
-    build_index(docs, ctx.dir("index"), cfg, source={"chunks": str(ctx.dir("ingest"))})
+    from lextune.progress import every
+
+    build_index(docs, ctx.dir("index"), cfg, source={"chunks": str(ctx.dir("ingest"))},
+                progress=every(60, lambda m: ctx.say("index", m)))
     return {"documents": len(docs)}
 
 
