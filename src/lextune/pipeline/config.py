@@ -56,8 +56,9 @@ class EvalStageConfig(BaseModel):
                                    "`lextune serve` does (reranker_max_length), not the shorter training length.")
     rerank_weight: float | Literal["auto"] | None = Field(
         "auto", description="Blend of reranker and first-stage ranks (0..1, rank-normalised); None: reranker order "
-        "only; auto: the weight that maximises nDCG@10 on the run's synthetic validation split (never on a "
-        "benchmark), 0 when the reranker does not help there significantly (weight_max_p).")
+        "only; auto: the weight that maximises nDCG@10 on the run's validation queries (`validation:`, else held-out "
+        "precedent or synthetic queries; never a benchmark), 0 when the reranker does not help there significantly "
+        "(weight_max_p).")
     weight_queries: int = Field(100, ge=1, description="Held-out precedent or synthetic queries that choose the "
                                 "recommended system and an auto weight (when the run has no `validation:` set).")
     recommend_max_p: float = Field(0.05, gt=0, le=1, description="recommended.yaml names a system other than BM25 "
