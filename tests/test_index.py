@@ -164,6 +164,17 @@ def test_rerank_reorders_the_top_k(built_index, bundled_dir):
     scores = dict(zip(["p1", "p2", "p3"], reranker.score([(queries["q"], PASSAGES[p]) for p in ["p1", "p2", "p3"]]), strict=True))
     reranked = reranker.rerank(queries, base_run, PASSAGES)["q"]
     assert reranked == pytest.approx(scores)
+    # a shared cache: a second ranking of the same query scores only the pairs not seen yet
+    cache: dict = {}
+    reranker.rerank(queries, {"q": {"p1": 2.0, "p2": 1.0}}, PASSAGES, k=2, cache=cache)
+    seen = []
+    original = reranker.score
+    reranker.score = lambda pairs: seen.append(len(pairs)) or original(pairs)
+    try:
+        again = reranker.rerank(queries, base_run, PASSAGES, k=3, cache=cache)["q"]
+    finally:
+        reranker.score = original
+    assert seen == [1] and again == pytest.approx(scores, abs=1e-5)
 
     top = _apply(RerankStep(reranker, PASSAGES, k_rerank=2, weight=1.0), queries, base_run, k=3)["q"]
     assert set(list(top)[:2]) == {"p1", "p2"} and min(top, key=top.get) == "p3"  # below k keeps its place

@@ -122,14 +122,17 @@ def test_where_bm25_wins_by_construction_the_run_recommends_bm25_alone_and_serve
                                                           ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
     (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
         f"v{i}\t{c.id}\t1\n" for i, c in enumerate(picked)), encoding="utf-8")
-    labelled = RunConfig.model_validate({**cfg.model_dump(mode="json"), "run_dir": str(run_dir),
-                                         "validation": {"path": str(data)}})
+    settings = cfg.model_dump(mode="json")
+    settings["eval"]["rerank_weight"] = 0.5  # a fixed weight above 0: every first stage is also tried reranked
+    labelled = RunConfig.model_validate({**settings, "run_dir": str(run_dir), "validation": {"path": str(data)}})
     again = run_pipeline(labelled, until="eval")
     assert [r["status"] for r in again.stages.values()][:7] == ["cached"] * 6 + ["ran"]  # only eval reruns
     rec = again.comparison["recommendation"]
     assert rec["source"] == "labelled" and not rec["robust_fusion"] and rec["queries"] == len(picked) == 12
     assert rec["candidates"]["bm25"]["ndcg@10"] == pytest.approx(1.0)
-    assert {"dense-base", "wsum0.5-tuned", "hybrid-tuned"} <= set(rec["candidates"])
+    firsts = {"bm25", "dense-base", "dense-tuned", "hybrid-base", "hybrid-tuned", "wsum0.5-tuned", "wsum0.3-base"}
+    assert firsts | {f"{n}+rerank" for n in firsts} <= set(rec["candidates"])
+    assert rec["pipelines"]["wsum0.5-tuned+rerank"]["rerank"]["weight"] == 0.5
     assert rec["recommended"] == "bm25"
     assert yaml.safe_load((again.run_dir / "recommended.yaml").read_text())["retrievers"] == ["bm25"]
     res = CliRunner().invoke(app, ["eval", "-d", str(data), "-i", str(again.run_dir / "index"), "-s",

@@ -41,21 +41,29 @@ class Reranker:
                                     convert_to_numpy=True)
         return [float(s) for s in scores]
 
-    def rerank(self, queries: dict[str, str], run: Run, texts: dict[str, str], k: int | None = None) -> Run:
-        """Re-score the top ``k`` of each ranking; what lies below k keeps its order under the reranked."""
+    def rerank(self, queries: dict[str, str], run: Run, texts: dict[str, str], k: int | None = None,
+               cache: dict[tuple[str, str], float] | None = None) -> Run:
+        """Re-score the top ``k`` of each ranking; what lies below k keeps its order under the reranked.
+        ``cache`` ((query id, doc id) -> score, filled here) spares pairs another ranking of the same queries
+        already scored."""
         k = k or self.config.k
+        cache = {} if cache is None else cache
         pairs, owners = [], []
         out: Run = {}
         for q, docs in run.items():
             ranked = sorted(docs.items(), key=lambda kv: -kv[1])
             head, tail = ranked[:k], ranked[k:]
             for d, _ in head:
-                pairs.append((queries[q], texts[d]))
-                owners.append((q, d))
+                if (q, d) not in cache:
+                    pairs.append((queries[q], texts[d]))
+                    owners.append((q, d))
             out[q] = {}
             floor = -1e6
             for i, (d, _) in enumerate(tail):
                 out[q][d] = floor - i
-        for (q, d), s in zip(owners, self.score(pairs), strict=True):
-            out[q][d] = s
+        for key, s in zip(owners, self.score(pairs), strict=True):
+            cache[key] = s
+        for q, docs in run.items():
+            for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])[:k]:
+                out[q][d] = cache[q, d]
         return out

@@ -97,7 +97,8 @@ def first_stages(ctx, robust: bool) -> dict[str, PipelineConfig]:
 
 def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
     """Judge the candidates on the validation queries, choose the reranker's blend weight there, write
-    ``recommended.yaml``; returns the evidence and the reranked candidate (name -> pipeline, maybe empty)."""
+    ``recommended.yaml``; returns the evidence and the best first stage with the reranker (name -> pipeline,
+    empty without a reranker), the row the run's tables add."""
     from lextune.pipeline.compare import _dataset_sample, blend_gain_p, choose_rerank_weight
 
     cfg = ctx.config.eval
@@ -126,8 +127,10 @@ def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
         rr = PipelineRerank(model=str(Path(ctx.reranker).resolve()), k=cfg.k_rerank, max_length=cfg.rerank_max_length)
         weight = cfg.rerank_weight
         rerun = None
+        pair_scores: dict[tuple[str, str], float] = {}
         if weight != 0:
-            rerun = drop_ignored(resources.reranker(rr).rerank(val.queries, first, index.texts, cfg.k_rerank), val.ignore)
+            rerun = drop_ignored(resources.reranker(rr).rerank(val.queries, first, index.texts, cfg.k_rerank,
+                                                               cache=pair_scores), val.ignore)
         if weight == "auto":
             best, curve = choose_rerank_weight(val.qrels, first, rerun, cfg.k_rerank)
             p = blend_gain_p(val.qrels, first, rerun, best, cfg.k_rerank) if best > 0 else None
@@ -140,11 +143,20 @@ def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
                     + (f", paired t-test p = {p:.3f}" if p is not None else "")
                     + (")" if weight == best else f": not significant at p < {cfg.weight_max_p}, so 0)"))
         weight = 1.0 if weight is None else weight
-        name = f"{best_first}+rerank"
-        reranked[name] = configs[best_first].model_copy(update={"rerank": rr.model_copy(update={"weight": weight})})
-        configs[name] = reranked[name]
-        runs[name] = first if weight == 0 else blend(first, rerun, weight, cfg.k_rerank) if weight < 1 else rerun
+        # At a weight above 0 every first stage is tried with the reranker too; the pairs its top k shares with
+        # another's are scored once. At 0 the reranker changes nothing: one row says so.
+        for n in [best_first] if weight == 0 else list(configs):
+            name = f"{n}+rerank"
+            reranked[name] = configs[n].model_copy(update={"rerank": rr.model_copy(update={"weight": weight})})
+            configs[name] = reranked[name]
+            if weight == 0:
+                runs[name] = runs[n]
+                continue
+            rr_run = rerun if n == best_first else drop_ignored(resources.reranker(rr).rerank(
+                val.queries, runs[n], index.texts, cfg.k_rerank, cache=pair_scores), val.ignore)
+            runs[name] = blend(runs[n], rr_run, weight, cfg.k_rerank) if weight < 1 else rr_run
         scores = _scores(val, runs)
+        reranked = {f"{best_first}+rerank": reranked[f"{best_first}+rerank"]}  # the table's reranker row
     eligible = [n for n, s in scores.items() if n != "bm25" and s["ndcg@10"] > scores["bm25"]["ndcg@10"]
                 and s["p_vs_bm25"] is not None and s["p_vs_bm25"] < cfg.recommend_max_p]
     chosen = max(eligible, key=lambda n: (scores[n]["ndcg@10"], -_cost(configs[n]))) if eligible else "bm25"
