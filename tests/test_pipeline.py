@@ -329,3 +329,41 @@ def test_a_run_without_a_dense_index_mines_with_bm25_and_still_compares_dense(tm
     assert mined["records"] > 0 and mined["seconds"]["dense"] == 0 and mined["skipped_no_negative"] == 0
     systems = next(iter(result.comparison["datasets"].values()))["systems"]
     assert {"bm25", "dense-base", "hybrid-base", "dense-tuned", "hybrid-tuned"} <= set(systems)
+
+
+def test_validation_prefers_labelled_then_precedent_then_synthetic_queries(tmp_path):
+    """The source order of what judges the recommendation, and that scored queries never judge it."""
+    from types import SimpleNamespace
+
+    from lextune.pipeline import RunConfig
+    from lextune.pipeline.recommend import validation_set
+
+    synth = tmp_path / "synth"
+    (synth / "qrels").mkdir(parents=True)
+    (synth / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"t{i}"}) + "\n"
+                                                for i in range(4)), encoding="utf-8")
+
+    def write(gens: dict[str, str]) -> None:
+        (synth / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": q, "generator": g}) + "\n"
+                                                     for q, g in gens.items()), encoding="utf-8")
+        (synth / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+            f"{q}\td0\t1\n" for q in gens), encoding="utf-8")
+
+    def ctx(**over):
+        cfg = RunConfig.model_validate({"inputs": ["x"], **over})
+        return SimpleNamespace(config=cfg, dir=lambda stage: tmp_path / stage)
+
+    write({"p1": "precedents", "p2": "precedents", "t1": "title", "i1": "ict"})
+    val = validation_set(ctx(), taken={"p2"})
+    assert val.source == "precedent" and set(val.queries) == {"p1"} and val.robust
+    write({"t1": "title", "i1": "ict", "r1": "refs"})
+    val = validation_set(ctx(eval={"weight_queries": 2}), taken=set())
+    assert val.source == "synthetic" and len(val.queries) == 2 and val.robust
+    labelled = tmp_path / "labelled"
+    (labelled / "qrels").mkdir(parents=True)
+    (labelled / "corpus.jsonl").write_text((synth / "corpus.jsonl").read_text(), encoding="utf-8")
+    (labelled / "queries.jsonl").write_text(json.dumps({"_id": "u1", "text": "내 질문"}) + "\n", encoding="utf-8")
+    (labelled / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nu1\td2\t2\n", encoding="utf-8")
+    val = validation_set(ctx(validation={"path": str(labelled)}), taken=set())
+    assert val.source == "labelled" and val.queries == {"u1": "내 질문"} and not val.robust
+    assert val.qrels == {"u1": {"d2": 2}}
