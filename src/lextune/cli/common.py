@@ -88,7 +88,7 @@ def print_table(title: str, headers: list[str], rows: list[list]) -> None:
             table.add_row(*row)
         out.print(table)
         return
+    from lextune.markdown import table as markdown_table
+
     plain = [[c.plain if isinstance(c, Text) else str(c) for c in row] for row in rows]
-    lines = [title, "", "| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in plain]
-    out.print("\n".join(lines) + "\n", soft_wrap=True, highlight=False)
+    out.print("\n".join([title, "", *markdown_table(headers, plain)]) + "\n", soft_wrap=True, highlight=False)

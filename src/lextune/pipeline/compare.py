@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from lextune import markdown
 from lextune.artifacts import write_json_atomic
 from lextune.eval.evaluate import EvalConfig
 from lextune.index.pipeline import PipelineConfig, blend
@@ -162,19 +163,13 @@ def compare(ctx) -> dict:
 def comparison_markdown(table: dict) -> str:
     lines = []
     for name, d in table["datasets"].items():
-        lines += [f"### {name} ({d['queries']} queries)", "", "| system | " + " | ".join(HEADLINE) + " |",
-                  "|---|" + "---:|" * len(HEADLINE)]
-        for s, m in d["systems"].items():
-            lines.append(f"| {s} | " + " | ".join(f"{m.get(x, float('nan')):.3f}" for x in HEADLINE) + " |")
-        lines.append("")
+        lines += [f"### {name} ({d['queries']} queries)", "", *markdown.table(["system", *HEADLINE], [
+            [s, *(f"{m.get(x, float('nan')):.3f}" for x in HEADLINE)] for s, m in d["systems"].items()]), ""]
         if groups := d.get("by_generator"):
-            lines += [f"nDCG@10 by query generator ({name}):", "",
-                      "| system | " + " | ".join(f"{g} ({gd['queries']})" for g, gd in groups.items()) + " |",
-                      "|---|" + "---:|" * len(groups)]
-            for s in d["systems"]:
-                lines.append(f"| {s} | " + " | ".join(
-                    f"{gd['systems'][s].get('ndcg@10', float('nan')):.3f}" for gd in groups.values()) + " |")
-            lines.append("")
+            lines += [f"nDCG@10 by query generator ({name}):", "", *markdown.table(
+                ["system", *(f"{g} ({gd['queries']})" for g, gd in groups.items())],
+                [[s, *(f"{gd['systems'][s].get('ndcg@10', float('nan')):.3f}" for gd in groups.values())]
+                 for s in d["systems"]]), ""]
     if rw := table.get("rerank_weight"):
         curve = ", ".join(f"{w}: {v:.3f}" for w, v in rw["ndcg@10"].items())
         test = ""
@@ -199,12 +194,10 @@ def recommendation_markdown(rec: dict) -> list[str]:
     lines = [f"Recommended (recommended.yaml): **{rec['recommended']}**, judged on {rec['queries']} "
              f"{SOURCES[rec['source']]}; a system other than BM25 needs a significant nDCG@10 gain over BM25 "
              f"(paired t-test, p < {rec['max_p']})" + ("; the fusion stays RRF on such queries" if
-                                                      rec.get("robust_fusion") else "") + ".", "",
-             "| candidate | nDCG@10 | Hit@1 | p vs BM25 |", "|---|---:|---:|---:|"]
-    for n, c in rec["candidates"].items():
-        p = "" if c["p_vs_bm25"] is None else f"{c['p_vs_bm25']:.3g}"
-        lines.append(f"| {n} | {c['ndcg@10']:.3f} | {c['hit_rate@1']:.3f} | {p} |")
-    return [*lines, ""]
+                                                      rec.get("robust_fusion") else "") + ".", ""]
+    rows = [[n, f"{c['ndcg@10']:.3f}", f"{c['hit_rate@1']:.3f}", "" if c["p_vs_bm25"] is None else f"{c['p_vs_bm25']:.3g}"]
+            for n, c in rec["candidates"].items()]
+    return [*lines, *markdown.table(["candidate", "nDCG@10", "Hit@1", "p vs BM25"], rows), ""]
 
 
 def load_comparison(run_dir: str | Path) -> dict:

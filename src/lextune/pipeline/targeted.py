@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lextune import markdown
 from lextune.artifacts import atomic_dir, make_meta, write_json_atomic
 from lextune.errors import ConfigError
 from lextune.eval.failures import CATEGORIES, category_counts, failure_cases, write_failures
@@ -142,10 +143,9 @@ def targeted_markdown(r: dict) -> str:
     lines = [f"# Targeted pass: {r['failures_selected']} failures of {r['select_queries']} select queries -> "
              f"{r['new_records']} new records (+{r['replayed']} replayed)", ""]
     for part in ("check", "select"):
-        lines += [f"## {part} split ({r[part + '_queries']} queries)", "",
-                  "| metric | before | after |", "|---|---:|---:|"]
-        lines += [f"| {m} | {r[part]['before'][m]:.3f} | {r[part]['after'][m]:.3f} |" for m in METRICS]
-        lines += ["", "| failure category | before | after |", "|---|---:|---:|"]
-        lines += [f"| {c} | {v['before']} | {v['after']} |" for c, v in r[part]["failures_by_category"].items()]
-        lines.append("")
+        lines += [f"## {part} split ({r[part + '_queries']} queries)", "", *markdown.table(
+            ["metric", "before", "after"], [[m, f"{r[part]['before'][m]:.3f}", f"{r[part]['after'][m]:.3f}"]
+                                            for m in METRICS]), ""]
+        lines += [*markdown.table(["failure category", "before", "after"], [
+            [c, str(v["before"]), str(v["after"])] for c, v in r[part]["failures_by_category"].items()]), ""]
     return "\n".join(lines)
