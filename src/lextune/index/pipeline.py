@@ -395,8 +395,13 @@ class Pipeline:
         return out
 
     @property
+    def reranker(self) -> Reranker | None:
+        """The cross-encoder its rerank step runs (None: no such step, or at weight 0)."""
+        return next((s.reranker for s in self.steps if isinstance(s, RerankStep)), None)
+
+    @property
     def reranks(self) -> bool:
-        return any(s.name == "rerank" and s.reranker is not None for s in self.steps)  # type: ignore[attr-defined]
+        return self.reranker is not None
 
 
 def build_pipeline(index: LexIndex, config: PipelineConfig | None = None,

@@ -48,22 +48,15 @@ class Reranker:
         already scored."""
         k = k or self.config.k
         cache = {} if cache is None else cache
-        pairs, owners = [], []
+        heads: dict[str, list[str]] = {}
         out: Run = {}
         for q, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda kv: -kv[1])
-            head, tail = ranked[:k], ranked[k:]
-            for d, _ in head:
-                if (q, d) not in cache:
-                    pairs.append((queries[q], texts[d]))
-                    owners.append((q, d))
-            out[q] = {}
-            floor = -1e6
-            for i, (d, _) in enumerate(tail):
-                out[q][d] = floor - i
-        for key, s in zip(owners, self.score(pairs), strict=True):
+            ranked = [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])]
+            heads[q] = ranked[:k]
+            out[q] = {d: -1e6 - i for i, d in enumerate(ranked[k:])}  # below the head, in its order
+        todo = [(q, d) for q, head in heads.items() for d in head if (q, d) not in cache]
+        for key, s in zip(todo, self.score([(queries[q], texts[d]) for q, d in todo]), strict=True):
             cache[key] = s
-        for q, docs in run.items():
-            for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])[:k]:
-                out[q][d] = cache[q, d]
+        for q, head in heads.items():
+            out[q].update({d: cache[q, d] for d in head})
         return out

@@ -232,8 +232,8 @@ class ServiceState:
         shared = [self.encoder] if self.encoder is not None and not self.config.query_model else []
         pipeline = build_pipeline(self.index, cfg, PipelineResources(encoder=self.encoder, encoders=shared,
                                                                      reranker=self.reranker))
-        if self.reranker is None and pipeline.reranks:  # the pipeline's reranker answers /v1/rerank too
-            self.reranker = next(s.reranker for s in pipeline.steps if s.name == "rerank")
+        if self.reranker is None:  # the pipeline's reranker (if any) answers /v1/rerank too
+            self.reranker = pipeline.reranker
         return pipeline
 
     # model calls (run in the executor thread) ---------------------------------------------------------
