@@ -69,9 +69,9 @@ def eval_cmd(
             with encoding_bar() as progress:
                 pipelines = load_pipelines(index, specs, progress)
                 for name, pipe in pipelines.items():
-                    ran = pipe.search(ds.queries, max([100, *k]))
+                    ran, trace = pipe.run(ds.queries, max([100, *k]))
                     systems.append(System(name, ran, {"index": str(index_dir), "pipeline": pipe.config.model_dump(
-                        mode="json"), "dense_model": index.meta.get("dense_model")}))
+                        mode="json"), "dense_model": index.meta.get("dense_model")}, trace.notes))
         if not systems:
             raise ConfigError("give --run FILE or --index IDX --system NAME=...")
         cfg = EvalConfig(failure_rank=failure_rank, **({"k_values": sorted(set(k))} if k else {}))

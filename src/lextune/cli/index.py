@@ -30,7 +30,8 @@ def build(
     with user_errors():
         from lextune.config import load_config
         from lextune.errors import ConfigError
-        from lextune.index import IndexBuildConfig, build_index, docs_from_beir, docs_from_chunks
+        from lextune.index import IndexBuildConfig, build_index
+        from lextune.ingest.refs import beir_chunks, linked_docs
 
         if (chunks is None) == (beir is None):
             raise ConfigError("give exactly one of --chunks DIR or --beir DIR")
@@ -44,16 +45,17 @@ def build(
         if chunks is not None:
             from lextune.ingest import read_chunks
 
-            docs = docs_from_chunks(read_chunks(chunks))
+            parsed = read_chunks(chunks)
             source = {"chunks": str(chunks)}
         else:
             from lextune.runs import load_beir
 
             ds = load_beir(beir)
-            docs = docs_from_beir(ds.corpus)
+            parsed = beir_chunks(ds.corpus)
             source = {"beir": str(beir)}
+        docs, links = linked_docs(parsed)
         with encoding_bar(cfg.dense is not None) as progress:
-            index = build_index(docs, out_dir, cfg, source=source, progress=progress)
+            index = build_index(docs, out_dir, cfg, source=source, progress=progress, links=links)
     out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(index.parts)})")
 
 

@@ -33,6 +33,7 @@ class Hit:
     title: str
     score: float
     gold: bool
+    note: str | None = None  # why a pipeline step added it (cross-reference expansion)
 
 
 @dataclass
@@ -62,8 +63,10 @@ def _article_of(doc_id: str, docs: dict[str, dict]) -> str:
 
 def failure_cases(qrels: Qrels, run: Run, queries: dict[str, str], docs: dict[str, dict], *,
                   failure_rank: int = 1, top_k: int = 10, candidate_depth: int = 100,
-                  system: str = "") -> list[FailureCase]:
-    """Cases for every judged query whose first relevant document ranks below ``failure_rank``."""
+                  system: str = "", notes: dict[str, dict[str, str]] | None = None) -> list[FailureCase]:
+    """Cases for every judged query whose first relevant document ranks below ``failure_rank``; ``notes``
+    (query -> document -> why a step added it) mark the hits a pipeline step brought in."""
+    notes = notes or {}
     cases: list[FailureCase] = []
     for qid, judged in qrels.items():
         golds = {d for d, r in judged.items() if r > 0}
@@ -88,7 +91,8 @@ def failure_cases(qrels: Qrels, run: Run, queries: dict[str, str], docs: dict[st
         cases.append(FailureCase(
             query_id=qid, query=queries.get(qid, ""), category=category, first_gold_rank=first,
             golds=[Gold(g, (docs.get(g) or {}).get("title") or g, pos.get(g)) for g in sorted(golds)],
-            top=[Hit(d, (docs.get(d) or {}).get("title") or d, float(scores[d]), d in golds) for d in ranked[:top_k]],
+            top=[Hit(d, (docs.get(d) or {}).get("title") or d, float(scores[d]), d in golds, notes.get(qid, {}).get(d))
+                 for d in ranked[:top_k]],
             system=system,
         ))
     return cases
@@ -114,7 +118,8 @@ def write_failures(cases: list[FailureCase], folder: str | Path, name: str = "fa
                   f"> {c.query}", "", "**Gold**", ""]
         lines += [f"- {g.title} (`{g.id}`): {'rank ' + str(g.rank) if g.rank else 'not retrieved'}" for g in c.golds]
         lines += ["", "**Retrieved**", ""]
-        lines += [f"{i}. {'✅ ' if h.gold else ''}{h.title} (`{h.id}`) {h.score:.4f}" for i, h in enumerate(c.top, 1)]
+        lines += [f"{i}. {'✅ ' if h.gold else ''}{h.title} (`{h.id}`) {h.score:.4f}"
+                  + (f" ↪ {h.note}" if h.note else "") for i, h in enumerate(c.top, 1)]
         lines.append("")
     with atomic_file(md) as tmp:
         Path(tmp).write_text("\n".join(lines), encoding="utf-8")

@@ -28,11 +28,13 @@ def dataset_hash(ds: BeirDataset, queries_file: str, split: str) -> str:
 
 @dataclass
 class System:
-    """A named run plus what produced it (pipeline config, model specs and fingerprints)."""
+    """A named run plus what produced it (pipeline config, model specs and fingerprints), and ``notes``: why a
+    pipeline step added a hit (query -> document -> note), shown in the failure notebook."""
 
     name: str
     run: Run
     provenance: dict
+    notes: dict[str, dict[str, str]] | None = None
 
 
 def run_evaluation(ds: BeirDataset, systems: list[System], out_dir: str | Path, *, config: EvalConfig | None = None,
@@ -43,14 +45,16 @@ def run_evaluation(ds: BeirDataset, systems: list[System], out_dir: str | Path, 
     qrels = ds.qrels
     # A synthetic query's own source passage is not counted for or against it (BeirDataset.ignored).
     ignore = ds.ignored()
-    systems = [System(s.name, drop_ignored(s.run, ignore), s.provenance) for s in systems]
+    systems = [System(s.name, drop_ignored(s.run, ignore), s.provenance, s.notes) for s in systems]
+    notes = {s.name: s.notes for s in systems}
     runs = {s.name: s.run for s in systems}
     result = evaluate(qrels, runs, config, query_ids=set(ds.queries), corpus_ids=set(ds.corpus), duplicates=duplicates)
     judged = {q: qrels[q] for q in result.queries}
     docs = {d: {"title": v.get("title") or d, "parent_id": v.get("parent_id"), "doc_id": v.get("doc_id")}
             for d, v in ds.corpus.items()}
     failures = {s: failure_cases(judged, runs[s], ds.queries, docs, failure_rank=config.failure_rank,
-                                 top_k=config.failure_top_k, candidate_depth=config.candidate_depth, system=s)
+                                 top_k=config.failure_top_k, candidate_depth=config.candidate_depth, system=s,
+                                 notes=notes[s])
                 for s in result.systems}
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, overwrite=True) as tmp:

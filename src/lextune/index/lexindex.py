@@ -32,6 +32,7 @@ class LexIndex:
         self.folder, self.docs, self.bm25, self.meta = folder, docs, bm25, meta
         self._dense_folder = dense_folder
         self._dense: DenseIndex | None = None
+        self._structure = None
 
     def dense(self, encoder=None) -> DenseIndex | None:
         """The stored vectors, queried with ``encoder`` (refused when another model built them)."""
@@ -64,6 +65,24 @@ class LexIndex:
         return (self.meta.get("dense_model") or {}).get("spec")
 
     @property
+    def has_links(self) -> bool:
+        """Whether the folder holds the citations between its documents (``refs.jsonl``, written at build)."""
+        return (self.folder / "refs.jsonl").is_file()
+
+    def structure(self):
+        """Each document's law and article and the citations between documents
+        (:class:`~lextune.index.structure.Structure`), loaded once."""
+        if self._structure is None:
+            from lextune.index.structure import Structure
+
+            edges = []
+            if self.has_links:
+                with open(self.folder / "refs.jsonl", encoding="utf-8") as f:
+                    edges = [(e["source"], e["target"]) for e in map(json.loads, f) if e]
+            self._structure = Structure.build(self.docs, edges)
+        return self._structure
+
+    @property
     def texts(self) -> dict[str, str]:
         return {d: v["contents"] for d, v in self.docs.items()}
 
@@ -89,10 +108,15 @@ class LexIndex:
         return cls(folder, docs, bm25, dense, meta)
 
 
+_DOC_FIELDS = ("id", "title", "text", "contents", "parent_id", "law", "article")
+
+
 def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
                 source: dict | None = None, encoder=None,
-                progress: Callable[[int, int], None] | None = None) -> LexIndex:
-    """Index ``docs`` (dicts with id, contents, and optionally title, text, parent_id) into ``out_dir``."""
+                progress: Callable[[int, int], None] | None = None, links: list | None = None) -> LexIndex:
+    """Index ``docs`` (dicts with id, contents, and optionally title, text, parent_id, law, article) into
+    ``out_dir``; ``links`` (citation edges with ``source``/``target``, e.g. ingest's ``RefEdge``) are kept as
+    ``refs.jsonl`` between the index's documents, for the pipeline's cross-reference expansion."""
     config = config or IndexBuildConfig()
     if config.bm25 is None and config.dense is None:
         raise ConfigError("nothing to build: enable BM25 and/or give a dense model")
@@ -103,8 +127,10 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
     with atomic_dir(out_dir, overwrite=True) as tmp:
         with open(tmp / "docs.jsonl", "w", encoding="utf-8") as f:
             for d in docs:
-                f.write(json.dumps({k: d.get(k) for k in ("id", "title", "text", "contents", "parent_id")},
+                f.write(json.dumps({k: d.get(k) for k in _DOC_FIELDS},
                                    ensure_ascii=False) + "\n")
+        if links is not None:
+            _write_links(tmp / "refs.jsonl", links, docs)
         if config.bm25 is not None:
             BM25Index(config.bm25).build(ids, contents).save(tmp / "bm25")
         model_info = None
@@ -118,10 +144,36 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
     return LexIndex.load(out_dir)
 
 
+def _write_links(path: Path, links: list, docs: list[dict]) -> int:
+    """Citation edges between indexed documents: a target that is not a document itself (an article above
+    paragraph chunks, a paragraph above item chunks) stands for the documents under it."""
+    ids = {d["id"] for d in docs}
+    under: dict[str, list[str]] = {}
+    for d in docs:
+        parts = d["id"].split(":")
+        for i in range(1, len(parts)):
+            under.setdefault(":".join(parts[:i]), []).append(d["id"])
+        if d.get("parent_id") and d["parent_id"] not in ids:
+            under.setdefault(d["parent_id"], []).append(d["id"])
+    seen: set[tuple[str, str]] = set()
+    with open(path, "w", encoding="utf-8") as f:
+        for e in links:
+            source, target = (e["source"], e["target"]) if isinstance(e, dict) else (e.source, e.target)
+            citation = e.get("citation") if isinstance(e, dict) else e.citation
+            if source not in ids:
+                continue
+            for t in [target] if target in ids else dict.fromkeys(under.get(target, [])):
+                if t != source and (source, t) not in seen:
+                    seen.add((source, t))
+                    f.write(json.dumps({"source": source, "target": t, "citation": citation},
+                                       ensure_ascii=False) + "\n")
+    return len(seen)
+
+
 def docs_from_chunks(chunks) -> list[dict]:
-    """Index input from ingest chunks."""
-    return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id}
-            for c in chunks]
+    """Index input from ingest chunks (with each one's law and article, which the structure steps use)."""
+    return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id,
+             "law": c.law_name, "article": c.article} for c in chunks]
 
 
 def docs_from_beir(corpus: dict[str, dict]) -> list[dict]:

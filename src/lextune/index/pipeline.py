@@ -26,9 +26,26 @@ from lextune.index.bm25 import run_top
 from lextune.index.fusion import FusionConfig, fuse_runs
 from lextune.index.lexindex import LexIndex
 from lextune.index.rerank import RerankConfig, Reranker
+from lextune.index.structure import (
+    ExpandConfig,
+    LawMatcher,
+    PoolConfig,
+    RouteConfig,
+    Structure,
+    expand,
+    pool,
+    route,
+)
 from lextune.runs import Run, canonical_ranking
 
-Trace = dict[str, Run]  # what each part scored, by part name (bm25, dense, fused, rerank ...)
+
+class Trace(dict):
+    """What each part scored, by part name (bm25, dense, fused, route, expand, pool, rerank ...), and
+    ``notes``: query id -> document id -> why a step added it (``cited by 상법 제665조(…)``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notes: dict[str, dict[str, str]] = {}
 
 
 class Retriever(Protocol):
@@ -151,6 +168,9 @@ class PipelineConfig(BaseModel):
         default_factory=lambda: [RetrieverSpec(name="bm25"), RetrieverSpec(name="dense")], min_length=1)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     depth: int = Field(100, ge=1, description="Hits taken from each retriever before fusion.")
+    route: RouteConfig | None = None
+    expand: ExpandConfig | None = None
+    pool: PoolConfig | None = None
     rerank: PipelineRerank | None = None
     aggregate: Literal["article"] | None = Field(
         None, description="article: paragraph hits -> their article, scored by the best paragraph.")
@@ -315,6 +335,81 @@ class AggregateStep(Step):
         return out
 
 
+class RouteStep(Step):
+    """Lift the candidates of the laws a query names (:func:`lextune.index.structure.route`)."""
+
+    name = "route"
+
+    def __init__(self, structure: Structure, config: RouteConfig, depth: int) -> None:
+        self.structure, self.config, self.depth = structure, config, depth
+        self.matcher = LawMatcher(structure.law.values(), family=config.family)
+
+    def want(self, k: int) -> int:
+        return max(k, self.depth)
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        c = self.config
+        out = {q: route(docs, self.matcher.laws_in(queries.get(q, "")), self.structure.law, c.boost, c.hits)
+               for q, docs in run.items()}
+        trace["route"] = out
+        return out
+
+
+class ExpandStep(Step):
+    """Add the provisions the top hits cite or are cited by (:func:`lextune.index.structure.expand`)."""
+
+    name = "expand"
+
+    def __init__(self, structure: Structure, config: ExpandConfig, depth: int) -> None:
+        self.structure, self.config, self.depth = structure, config, depth
+
+    def want(self, k: int) -> int:
+        return max(k, self.depth)
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        out: Run = {}
+        trace["expand"] = {}
+        for q, docs in run.items():
+            out[q], trace["expand"][q], notes = expand(queries.get(q, ""), docs, self.structure, self.config)
+            if notes:
+                trace.notes.setdefault(q, {}).update(notes)
+        return out
+
+
+class PoolStep(Step):
+    """Blend each paragraph's score with its article's (:func:`lextune.index.structure.pool`)."""
+
+    name = "pool"
+
+    def __init__(self, structure: Structure, config: PoolConfig) -> None:
+        self.structure, self.config = structure, config
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        c = self.config
+        out = {q: pool(docs, self.structure.article, c.method, c.m, c.weight) for q, docs in run.items()}
+        trace["pool"] = out
+        return out
+
+
+def _structure(index: LexIndex, step: str) -> Structure:
+    if step == "expand" and not index.has_links:
+        raise ConfigError(f"{index.folder} holds no citations between its documents (refs.jsonl): rebuild it "
+                          "with this version's `lextune index build` to use the pipeline's expand step")
+    return index.structure()
+
+
+def _route_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
+    return RouteStep(_structure(index, "route"), config.route, config.depth) if config.route else None
+
+
+def _expand_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
+    return ExpandStep(_structure(index, "expand"), config.expand, config.depth) if config.expand else None
+
+
+def _pool_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
+    return PoolStep(_structure(index, "pool"), config.pool) if config.pool else None
+
+
 def _rerank_step(index: LexIndex, config: PipelineConfig, resources: PipelineResources) -> Step | None:
     if config.rerank is None:
         return None
@@ -329,7 +424,8 @@ def _aggregate_step(index: LexIndex, config: PipelineConfig, _resources: Pipelin
 
 
 # In order: each factory makes its step from the config, or None when the config leaves it out.
-STEPS: list[Callable[[LexIndex, PipelineConfig, PipelineResources], Step | None]] = [_rerank_step, _aggregate_step]
+STEPS: list[Callable[[LexIndex, PipelineConfig, PipelineResources], Step | None]] = [
+    _route_step, _expand_step, _pool_step, _rerank_step, _aggregate_step]
 
 
 def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
@@ -362,7 +458,7 @@ class Pipeline:
         wants = [k]
         for step in reversed(steps):
             wants.insert(0, step.want(wants[0]))
-        trace: Trace = {}
+        trace = Trace()
         if len(self.retrievers) == 1:
             (name, retriever), = self.retrievers.items()
             run = trace[name] = retriever.search(queries, wants[0])
@@ -381,7 +477,8 @@ class Pipeline:
 
     def explain(self, queries: dict[str, str], k: int = 10, *, skip: tuple[str, ...] = ()) -> dict[str, list[dict]]:
         """Query id -> ranked hits ``{id, rank, score, title, text, parent_id, scores}``; ``scores`` holds what
-        each part gave the hit (bm25, dense, fused, rerank; absent: not retrieved by that part)."""
+        each part gave the hit (bm25, dense, fused, rerank; absent: not retrieved by that part); a hit that a
+        step added (cross-reference expansion) has ``note``: why."""
         run, trace = self.run(queries, k, skip=skip)
         out: dict[str, list[dict]] = {}
         for q in queries:
@@ -391,6 +488,8 @@ class Pipeline:
                 scores = {name: float(part[q][d]) for name, part in trace.items() if d in part.get(q, {})}
                 hits.append({"id": d, "rank": rank, "score": float(run[q][d]), "title": doc.get("title"),
                              "text": doc.get("text"), "parent_id": doc.get("parent_id"), "scores": scores})
+                if note := trace.notes.get(q, {}).get(d):
+                    hits[-1]["note"] = note
             out[q] = hits
         return out
 

@@ -9,13 +9,13 @@ parent act) and ``영 제12조`` (the decree). Court precedents link through the
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lextune.ingest.structure import article_citation, circled_number, parse_heading
-from lextune.schema import Chunk, DocKind, RefEdge
+from lextune.lawnames import LAW_ALIASES, LAW_RENAMES, act_name, name_candidates, norm_name  # noqa: F401 - re-exported
+from lextune.schema import Chunk, ChunkKind, DocKind, RefEdge
 
 _LAW = (
     r"(?P<law>「(?P<lname>[^」]{1,100})」(?:\s*(?P<lsuf>시행령|시행규칙))?"
@@ -36,80 +36,11 @@ _RANGE_GAP = re.compile(r"^\s*(?:부터|내지|~|∼)\s*$")
 _BARE_LAW = re.compile(r"([가-힣ㆍ]{1,40}(?:법|법률|령|규칙|규정))\s*$")
 
 
-# Middle dots as written in law names (after NFKC, which turns the Hangul ㆍ into U+119E).
-_MIDDLE_DOTS = re.compile("[\u00b7\u119e\u318d\u2027\u2022\u30fb\uff65\u2219\u22c5]")
-
-# Names that citations use for a law whose corpus name differs: the constitution and common short names.
-LAW_ALIASES: dict[str, str] = {
-    "헌법": "대한민국헌법",
-    "자본시장법": "자본시장과 금융투자업에 관한 법률",
-    "특정경제범죄법": "특정경제범죄 가중처벌 등에 관한 법률",
-    "특정범죄가중법": "특정범죄 가중처벌 등에 관한 법률",
-    "성폭력처벌법": "성폭력범죄의 처벌 등에 관한 특례법",
-    "청소년성보호법": "아동ㆍ청소년의 성보호에 관한 법률",
-    "채무자회생법": "채무자 회생 및 파산에 관한 법률",
-    "국토계획법": "국토의 계획 및 이용에 관한 법률",
-}
-# Former names that court decisions still cite, -> the law that took over their provisions. Used only when
-# the former name itself is not in the corpus (a corpus of old statutes keeps its own). A law replaced by
-# another (증권거래법 -> 자본시장법) does not keep its article numbers: citations resolved this way are
-# counted apart (PrecedentStats.via_rename) and flagged in the query's metadata.
-LAW_RENAMES: dict[str, str] = {
-    "증권거래법": "자본시장과 금융투자업에 관한 법률",
-    "간접투자자산운용업법": "자본시장과 금융투자업에 관한 법률",
-    "선물거래법": "자본시장과 금융투자업에 관한 법률",
-    "신탁업법": "자본시장과 금융투자업에 관한 법률",
-    "회사정리법": "채무자 회생 및 파산에 관한 법률",
-    "파산법": "채무자 회생 및 파산에 관한 법률",
-    "화의법": "채무자 회생 및 파산에 관한 법률",
-    "주택건설촉진법": "주택법",
-    "임대주택법": "민간임대주택에 관한 특별법",
-    "성폭력범죄의처벌및피해자보호등에관한법률": "성폭력범죄의 처벌 등에 관한 특례법",
-    "청소년의성보호에관한법률": "아동ㆍ청소년의 성보호에 관한 법률",
-    "도시계획법": "국토의 계획 및 이용에 관한 법률",
-    "국토이용관리법": "국토의 계획 및 이용에 관한 법률",
-    # renamed with their article numbers kept
-    "공인중개사의 업무 및 부동산 거래신고에 관한 법률": "공인중개사법",
-    "특정 범죄자에 대한 위치추적 전자장치 부착 등에 관한 법률": "전자장치 부착 등에 관한 법률",
-    "특정 범죄자에 대한 보호관찰 및 전자장치 부착 등에 관한 법률": "전자장치 부착 등에 관한 법률",
-    "수질 및 수생태계 보전에 관한 법률": "물환경보전법",
-    "근로자직업능력 개발법": "국민 평생 직업능력 개발법",
-    "보조금의 예산 및 관리에 관한 법률": "보조금 관리에 관한 법률",
-}
-
-
-def norm_name(name: str) -> str:
-    """A law name as a lookup key: NFKC, then middle dots unified, spaces and 「」 removed."""
-    return re.sub(r"[\s「」]", "", _MIDDLE_DOTS.sub("·", unicodedata.normalize("NFKC", name)))
-
-
-_ALIAS_KEYS = {norm_name(k): norm_name(v) for k, v in LAW_ALIASES.items()}
-_RENAME_KEYS = {norm_name(k): norm_name(v) for k, v in LAW_RENAMES.items()}
-
-
-def name_candidates(name: str) -> list[tuple[str, str]]:
-    """Lookup keys for a cited law name, in order, with how each was found: the name itself ('name'), its
-    short name's full name ('alias'), the law that took over from a former name ('rename'); also for its
-    시행령/시행규칙."""
-    key = norm_name(name)
-    out = [(key, "name")]
-    suffix = next((s for s in ("시행령", "시행규칙") if key.endswith(s)), "")
-    act = key[: len(key) - len(suffix)]
-    for how, table in (("alias", _ALIAS_KEYS), ("rename", _RENAME_KEYS)):
-        if act in table:
-            out.append((table[act] + suffix, how))
-    return out
-
-
 def heading_article(title: str | None) -> tuple[str, str, str] | None:
     """(law name, document key ``title:<name>``, article) of a passage without structure whose title names its
     article (``민법 406조 (채권자취소권)``), else None: how such passages are grouped by law and article."""
     found = parse_heading(title) if title and " > " not in title else None
     return (found[0], f"title:{norm_name(found[0])}", found[1]) if found else None
-
-
-def act_name(name: str) -> str:
-    return re.sub(r"\s*(시행령|시행규칙)$", "", name)
 
 
 @dataclass
@@ -169,6 +100,16 @@ class RefIndex:
             self._heading_para[c.parent_id or c.id] = para
         self.provisions.setdefault((doc_id, article), []).append((c.id, para, None))
 
+    def as_provision(self, c: Chunk) -> Chunk | None:
+        """A passage without structure seen as the provision its title names (law, document key, article and
+        paragraph filled in), so that its citations resolve like a statute chunk's; None if its title names none."""
+        found = heading_article(c.title)
+        if found is None:
+            return None
+        law, doc_id, article = found
+        para = self._heading_para.get(c.parent_id or c.id)
+        return c.model_copy(update={"law_name": law, "doc_id": doc_id, "article": article, "paragraph": para})
+
     def provision(self, doc_id: str, article: str, paragraph: int | None = None,
                   item: str | None = None) -> tuple[list[str], str | None]:
         """Chunk ids of a cited provision, or no ids and why ('article missing', 'paragraph missing').
@@ -217,6 +158,17 @@ class RefIndex:
                 return iid, "item"
         return art_id, "article"
 
+    def targets(self, doc_id: str, article: str, para: int | None, item: str | None) -> list[tuple[str, str]]:
+        """The chunks a citation points to, with their level: one id (a chunk or an article id) in an ingest of
+        statutes; in passages grouped by their titles (a BEIR corpus), every passage of the cited article or
+        the cited paragraph's passages. Empty: not found."""
+        if not doc_id.startswith("title:"):
+            hit = self.target(doc_id, article, para, item)
+            return [hit] if hit else []
+        ids, _why = self.provision(doc_id, article, para, item)
+        level = "paragraph" if para is not None else "article"
+        return [(i, level) for i in ids]
+
 
 def _previous_article(index: RefIndex, doc_id: str, article: str | None) -> str | None:
     arts = index.articles.get(doc_id, [])
@@ -249,16 +201,15 @@ def chunk_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEdge]:
         if art is None:
             stats.unresolved["no article in context"] += 1
             return
-        hit = index.target(doc_id, art, para, item)
-        if hit is None:
+        hits = index.targets(doc_id, art, para, item)
+        if not hits:
             stats.unresolved["provision not found"] += 1
             return
         stats.resolved += 1
-        target, level = hit
-        if target in (chunk.id, chunk.parent_id):
-            return
-        edges.setdefault(target, RefEdge(source=chunk.id, target=target, level=level, citation=citation,
-                                         law=index.names.get(doc_id, law_label)))
+        for target, level in hits:
+            if target not in (chunk.id, chunk.parent_id):
+                edges.setdefault(target, RefEdge(source=chunk.id, target=target, level=level, citation=citation,
+                                                 law=index.names.get(doc_id, law_label)))
 
     for m in CITATION_RE.finditer(text):
         gap = text[last_end:m.start()] if last_end >= 0 else None
@@ -359,13 +310,15 @@ def precedent_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEd
         if doc_id is None:
             stats.unresolved["law not in this ingest"] += 1
             continue
-        hit = index.target(doc_id, cite["article"], cite.get("paragraph"), cite.get("item"))
-        if hit is None:
+        hits = index.targets(doc_id, cite["article"], cite.get("paragraph"), cite.get("item"))
+        if not hits:
             stats.unresolved["provision not found"] += 1
             continue
         stats.resolved += 1
-        edges.setdefault(hit[0], RefEdge(source=chunk.id, target=hit[0], level=hit[1],
-                                         citation=f"{cite['law']} {article_citation(cite['article'])}", law=cite["law"]))
+        for target, level in hits:
+            edges.setdefault(target, RefEdge(source=chunk.id, target=target, level=level,
+                                             citation=f"{cite['law']} {article_citation(cite['article'])}",
+                                             law=cite["law"]))
     return list(edges.values())
 
 
@@ -379,7 +332,28 @@ def resolve_refs(chunks: list[Chunk]) -> tuple[list[RefEdge], RefStats]:
             edges.extend(precedent_refs(c, index, stats))
         elif c.doc_kind != DocKind.DOCUMENT and c.kind not in ("addendum", "appendix"):
             edges.extend(chunk_refs(c, index, stats))
+        elif (view := index.as_provision(c)) is not None:  # a BEIR statute passage: '상법 제665조(…)'
+            edges.extend(chunk_refs(view, index, stats))
     return edges, stats
+
+
+def beir_chunks(corpus: dict[str, dict]) -> list[Chunk]:
+    """A BEIR corpus as passages without structure, one per document, ids kept (contents: title, newline, text)."""
+    return [Chunk(id=i, doc_id=i, kind=ChunkKind.SECTION, title=d.get("title") or "", text=d.get("text") or "",
+                  contents=f"{d['title']}\n{d['text']}" if d.get("title") else d.get("text") or "")
+            for i, d in corpus.items()]
+
+
+def linked_docs(chunks: list[Chunk]) -> tuple[list[dict], list[RefEdge]]:
+    """Index input from chunks with each one's law and article (a passage without structure: those its title
+    names), and the citations between them: what the pipeline's structure steps search with."""
+    from lextune.index.lexindex import docs_from_chunks
+
+    docs = docs_from_chunks(chunks)
+    for d, c in zip(docs, chunks, strict=True):
+        if c.law_name is None and (found := heading_article(c.title)) is not None:
+            d["law"], d["article"] = found[0], found[2]
+    return docs, resolve_refs(chunks)[0]
 
 
 # -- 참조조문 of court decisions ----------------------------------------------------------------------

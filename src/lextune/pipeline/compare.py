@@ -81,17 +81,18 @@ def by_generator(result, generators: dict[str, str]) -> dict:
 
 def _dataset_index(ctx, ds_cfg, ds):
     """The index over the dataset's own corpus (``corpus: own``), built once into the eval folder."""
-    from lextune.index import IndexBuildConfig, LexIndex, build_index, docs_from_beir
+    from lextune.index import IndexBuildConfig, LexIndex, build_index
     from lextune.index.dense import DenseConfig
+    from lextune.ingest.refs import beir_chunks, linked_docs
 
     folder = ctx.dir("eval") / ds_cfg.name / "index"
     if (folder / "meta.json").is_file():
         return LexIndex.load(folder)
-    docs = docs_from_beir(ds.corpus)
+    docs, links = linked_docs(beir_chunks(ds.corpus))
     cfg = IndexBuildConfig(bm25=ctx.config.bm25, dense=DenseConfig(model=ctx.config.base_model,
                                                                    index_type=ctx.config.dense_index_type))
     ctx.say("eval", f"{ds_cfg.name}: indexing its {len(docs)} passages (BM25 + base dense)")
-    return build_index(docs, folder, cfg, source={"beir": str(ds.path)})
+    return build_index(docs, folder, cfg, source={"beir": str(ds.path)}, links=links)
 
 
 def compare(ctx) -> dict:
@@ -136,13 +137,13 @@ def compare(ctx) -> dict:
             for n, p in pipelines.items():
                 if p.reranks:
                     ctx.say("eval", f"{ds_cfg.name}/{qfile}: {n} reranks the top {cfg.k_rerank} of {len(queries)} queries")
-            runs = {n: p.search(queries, 100) for n, p in pipelines.items()}
+            ran = {n: p.run(queries, 100) for n, p in pipelines.items()}
             provenance = {"index": str(index.folder), "bm25": index.meta.get("config", {}).get("bm25"),
                           "base_model": base_enc.describe() | {"fingerprint": base_enc.fingerprint()},
                           "tuned_model": (tuned_enc.describe() | {"fingerprint": tuned_enc.fingerprint()})
                           if tuned_enc else None, "rerank_weight": weight}
-            evaluated = [System(n, r, {"system": n, "pipeline": systems[n].model_dump(mode="json"), **provenance})
-                         for n, r in runs.items()]
+            evaluated = [System(n, r, {"system": n, "pipeline": systems[n].model_dump(mode="json"), **provenance},
+                                trace.notes) for n, (r, trace) in ran.items()]
             out = ctx.dir("eval") / ds_cfg.name / Path(qfile).stem
             result = run_evaluation(ds, evaluated, out, config=EvalConfig(), queries_file=qfile, split=ds_cfg.split,
                                     report=cfg.report, map_encoder=tuned_enc or base_enc if cfg.report else None)

@@ -117,19 +117,20 @@ def _synth(ctx: RunContext) -> dict:
 
 
 def _index(ctx: RunContext) -> dict:
-    from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
+    from lextune.index import IndexBuildConfig, build_index
     from lextune.index.dense import DenseConfig
     from lextune.ingest import read_chunks
+    from lextune.ingest.refs import linked_docs
 
-    docs = docs_from_chunks(read_chunks(ctx.dir("ingest")))
+    docs, links = linked_docs(read_chunks(ctx.dir("ingest")))
     cfg = IndexBuildConfig(bm25=ctx.config.bm25,
                            dense=DenseConfig(model=ctx.config.base_model, index_type=ctx.config.dense_index_type)
                            if ctx.config.dense_index else None)
     from lextune.progress import every
 
     build_index(docs, ctx.dir("index"), cfg, source={"chunks": str(ctx.dir("ingest"))},
-                progress=every(60, lambda m: ctx.say("index", m)))
-    return {"documents": len(docs)}
+                progress=every(60, lambda m: ctx.say("index", m)), links=links)
+    return {"documents": len(docs), "links": len(links)}
 
 
 def _mine(ctx: RunContext) -> dict:
