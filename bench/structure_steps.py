@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--first", action="append", default=None, help="bm25 | NAME=MODEL (hybrid) | NAME=dense:MODEL")
     ap.add_argument("--queries", action="append", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--latency-only", action="store_true", help="Only each step's latency over --index (e.g. a "
+                    "BM25 index of the whole legalize-kr tree), with the dataset's questions as queries.")
     args = ap.parse_args()
 
     from lextune.eval.evaluate import EvalConfig, evaluate
@@ -92,6 +94,23 @@ def main() -> None:
                        check=True, cwd=REPO)
     index = LexIndex.load(args.index)
     resources = PipelineResources(say=print)
+    if args.latency_only:
+        t0 = time.perf_counter()
+        pipe = build_pipeline(index, PipelineConfig.model_validate({**_first_stage((args.first or ["bm25"])[0])[1],
+                                                                    **VARIANTS["+all"]}), resources)
+        load_s = time.perf_counter() - t0
+        queries = {}
+        for qfile in args.queries or ["queries.jsonl", "queries_bg.jsonl"]:
+            queries |= {f"{qfile}:{q}": t for q, t in load_beir(data, queries_file=qfile).queries.items()}
+        latency = _step_latency(pipe, queries)
+        s = index.structure()
+        results = {"index": args.index, "documents": len(index.docs), "links": sum(map(len, s.cites.values())),
+                   "laws": len(set(s.law.values())), "structure_load_s": load_s, "queries": len(queries),
+                   "latency": latency}
+        print(json.dumps(results, indent=1, ensure_ascii=False))
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        return
     cfg = EvalConfig(k_values=[10, 20, 100])
     results: dict = {"dataset": args.dataset, "index": args.index, "rows": [], "latency": {}}
     for qfile in args.queries or ["queries.jsonl", "queries_bg.jsonl"]:
