@@ -29,6 +29,7 @@ VARIANTS = {
     "+route": {"route": {}},
     "+expand": {"expand": {}},
     "+pool": {"pool": {}},
+    "+route+expand": {"route": {}, "expand": {}},
     "+all": {"route": {}, "expand": {}, "pool": {}},
 }
 METRICS = ["ndcg@10", "recall@20", "recall@100"]

@@ -104,16 +104,15 @@ def test_law_routing_by_name_short_name_and_family():
 
 
 def test_article_pooling_by_hand():
-    art = {"a1": "A", "a2": "A", "b1": "B", "c1": "C"}
-    scores = {"a1": 0.8, "a2": 0.7, "b1": 0.9, "c1": 0.0}  # already in [0, 1] up to b1 = 1 after normalising
+    art = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "c1": "C"}
+    scores = {"a1": 0.8, "a2": 0.7, "a3": 0.45, "b1": 0.9, "c1": 0.0}
     base = normalized(scores)
-    assert base == pytest.approx({"a1": 8 / 9, "a2": 7 / 9, "b1": 1.0, "c1": 0.0})
-    # sum of top 2 / 2: A (8/9 + 7/9) / 2 = 5/6, B 1/2, C 0
-    out = pool(scores, art, "sum", 2, 0.5)
-    assert out == pytest.approx({"a1": 0.5 * 8 / 9 + 0.5 * 5 / 6, "a2": 0.5 * 7 / 9 + 0.5 * 5 / 6,
-                                 "b1": 0.5 + 0.25, "c1": 0.0})
-    assert max(out, key=out.get) == "a1"  # the article whose two paragraphs match lifts its best paragraph
-    assert pool(scores, art, "max", 2, 0.5)["a2"] == pytest.approx(0.5 * 7 / 9 + 0.5 * 8 / 9)
+    assert base == pytest.approx({"a1": 8 / 9, "a2": 7 / 9, "a3": 0.5, "b1": 1.0, "c1": 0.0})
+    # m 2: A's best paragraph gains 0.3 x its second (7/9); its other paragraphs and lone articles keep theirs
+    out = pool(scores, art, 2, 0.3)
+    assert out == pytest.approx({"a1": 8 / 9 + 0.3 * 7 / 9, "a2": 7 / 9, "a3": 0.5, "b1": 1.0, "c1": 0.0})
+    assert max(out, key=out.get) == "a1"  # the article whose paragraphs match lifts its best paragraph
+    assert pool(scores, art, 3, 0.3)["a1"] == pytest.approx(8 / 9 + 0.3 * (7 / 9 + 0.5))
 
 
 def test_steps_in_a_pipeline_yaml_mark_what_they_added(tiny_index, tmp_path):
@@ -177,3 +176,18 @@ def test_structure_of_ingested_statutes_maps_article_citations_to_their_paragrap
     assert n == 3 and written == [("L:a3:p1", "L:a5:p1"), ("L:a3:p1", "L:a5:p2"), ("L:a3:p1", "M:a2:p1")]
     s = Structure.build(docs, written)
     assert s.article["L:a5:p1"] == s.article["L:a5:p2"] == "L법|5"
+
+
+def test_the_service_answers_the_expanded_hits_with_their_note(tiny_index):
+    from fastapi.testclient import TestClient
+
+    from lextune.index import PipelineConfig
+    from lextune.serve import ServeConfig, create_app
+
+    config = ServeConfig(api_key_env=None, model=None,  # a BM25 index: no embedding model to load
+                         pipeline=PipelineConfig(retrievers=["bm25"], expand={"top": 1}))
+    with TestClient(create_app(config, index=tiny_index)) as client:
+        body = client.post("/v1/search", json={"query": "예탁금 반환 이자", "k": 10}).json()
+    noted = {h["id"]: h["note"] for h in body["results"] if h.get("note")}
+    assert noted and all(n.startswith(("cited by ", "cites ", "defines ")) for n in noted.values())
+    assert all("bm25" not in h["scores"] for h in body["results"] if h["id"] in noted)

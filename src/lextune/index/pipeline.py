@@ -386,7 +386,7 @@ class PoolStep(Step):
 
     def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
         c = self.config
-        out = {q: pool(docs, self.structure.article, c.method, c.m, c.weight) for q, docs in run.items()}
+        out = {q: pool(docs, self.structure.article, c.m, c.weight) for q, docs in run.items()}
         trace["pool"] = out
         return out
 

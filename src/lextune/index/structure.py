@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,16 +21,17 @@ Scores = dict[str, float]
 
 class RouteConfig(BaseModel):
     """Law routing: a query that names a law (「상법」, 상법상, a short name such as 자본시장법) lifts that law's
-    candidates (an act's 시행령 and 시행규칙 too); a query that names none, the laws its top hits come from, by
-    their share of those hits' scores (the provisions a question needs are mostly of one law)."""
+    candidates (an act's 시행령 and 시행규칙 too); with ``hits``, a query that names none lifts the laws its top
+    hits come from, by their share of those hits' scores (the provisions a question needs are mostly of one law)."""
 
     model_config = ConfigDict(extra="forbid")
 
     boost: float = Field(0.3, gt=0, le=1, description="Added to a named law's candidates' normalised scores "
                          "(a law of the top hits: boost x its share of their scores).")
     family: bool = Field(True, description="An act named brings its 시행령 and 시행규칙.")
-    hits: int = Field(10, ge=0, le=100, description="Top hits whose laws are lifted when the query names no law "
-                      "(0: only named laws).")
+    hits: int = Field(0, ge=0, le=100, description="Top hits whose laws are lifted when the query names no law "
+                      "(0: only named laws). It favours laws with many matching paragraphs: measured in "
+                      "docs/benchmarks.md before turning it on.")
 
 
 class ExpandConfig(BaseModel):
@@ -52,15 +52,15 @@ class ExpandConfig(BaseModel):
 
 
 class PoolConfig(BaseModel):
-    """Article pooling: each paragraph's score blended with its article's, so that an article whose several
-    paragraphs match lifts its paragraphs; paragraphs stay the results (``aggregate: article`` returns articles)."""
+    """Article pooling: an article whose several paragraphs match lifts its best paragraph (by the sum of its
+    top ``m``); its other paragraphs and single-paragraph articles keep their scores. Paragraphs stay the
+    results (``aggregate: article`` returns whole articles, scored by their best paragraph)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["max", "sum"] = Field("sum", description="max: the article's best paragraph; sum: the sum "
-                                          "of its top m divided by m.")
-    m: int = Field(2, ge=1, le=20)
-    weight: float = Field(0.3, ge=0, le=1, description="Share of the article's score in the blend.")
+    m: int = Field(2, ge=2, le=20, description="Paragraphs of an article pooled: its best and m - 1 more.")
+    weight: float = Field(0.3, gt=0, le=1, description="The best paragraph gains weight x the normalised scores "
+                          "of its article's next m - 1 paragraphs.")
 
 
 def normalized(scores: Scores) -> Scores:
@@ -216,13 +216,14 @@ def expand(query: str, scores: Scores, s: Structure, p: ExpandConfig) -> tuple[S
 
 
 # -- article pooling --------------------------------------------------------------------------------
-def pool(scores: Scores, article_of: dict[str, str], method: str, m: int, weight: float) -> Scores:
-    """Each candidate's normalised score blended with its article's: the best of its paragraphs (``max``) or
-    the sum of the article's top ``m`` divided by ``m`` (``sum``: an article whose several paragraphs match
-    rises), at ``weight``."""
+def pool(scores: Scores, article_of: dict[str, str], m: int, weight: float) -> Scores:
+    """Normalised scores, the best paragraph of each article raised by ``weight`` x the sum of its article's
+    next ``m - 1`` candidates' (the evidence of several matching paragraphs); the rest unchanged."""
     base = normalized(scores)
-    members: dict[str, list[float]] = {}
-    for d, v in base.items():
-        members.setdefault(article_of.get(d, d), []).append(v)
-    art = {a: max(v) if method == "max" else sum(sorted(v, reverse=True)[:m]) / m for a, v in members.items()}
-    return {d: (1 - weight) * v + weight * art[article_of.get(d, d)] for d, v in base.items()}
+    members: dict[str, list[str]] = {}
+    for d in _ranked(base):
+        members.setdefault(article_of.get(d, d), []).append(d)
+    out = dict(base)
+    for docs in members.values():
+        out[docs[0]] += weight * sum(base[d] for d in docs[1:m])
+    return out

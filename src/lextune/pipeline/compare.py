@@ -198,7 +198,15 @@ def recommendation_markdown(rec: dict) -> list[str]:
                                                       rec.get("robust_fusion") else "") + ".", ""]
     rows = [[n, f"{c['ndcg@10']:.3f}", f"{c['hit_rate@1']:.3f}", "" if c["p_vs_bm25"] is None else f"{c['p_vs_bm25']:.3g}"]
             for n, c in rec["candidates"].items()]
-    return [*lines, *markdown.table(["candidate", "nDCG@10", "Hit@1", "p vs BM25"], rows), ""]
+    lines = [*lines, *markdown.table(["candidate", "nDCG@10", "Hit@1", "p vs BM25"], rows), ""]
+    if steps := rec.get("structure_steps"):
+        lines += [f"Structure steps (kept as candidates when their gain over the same first stage is significant, "
+                  f"p < {rec.get('step_max_p', 0.05)}):", ""]
+        lines += markdown.table(["variant", "nDCG@10", "first stage", "p", "kept"], [
+            [n, f"{e['ndcg@10']:.3f}", f"{e['first_stage_ndcg@10']:.3f}",
+             "" if e["p_value"] is None else f"{e['p_value']:.3g}", "yes" if e["kept"] else "no"]
+            for n, e in steps.items()]) + [""]
+    return lines
 
 
 def load_comparison(run_dir: str | Path) -> dict:

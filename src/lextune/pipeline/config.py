@@ -68,6 +68,10 @@ class EvalStageConfig(BaseModel):
         "candidates (BM25 gets 1 - w; min-max normalised); tried only on the user's own labelled questions.")
     weight_max_p: float = Field(0.05, gt=0, le=1, description="An auto weight above 0 is kept only when its "
                                 "validation gain over the first stage passes a paired t-test at this p (1: always).")
+    structure_steps: list[Literal["route", "expand", "pool"]] = Field(
+        default_factory=lambda: ["route", "expand", "pool"], description="Structure steps tried on BM25 and on the "
+        "best first stage (each alone and all together, at their defaults); one is kept only when its validation "
+        "gain over the same first stage passes a paired t-test at weight_max_p. []: none tried.")
     rrf_k: int = Field(60, ge=1)
     report: bool = True
 

@@ -7,6 +7,9 @@ synthetic validation split. Precedent and synthetic queries agree with real ques
 not on fusion (docs/benchmarks.md), so with them the fusion stays RRF and only tuned-versus-base and the
 reranker are decided; the user's questions also choose among dense alone and weighted-sum hybrids.
 
+The structure steps (law routing, cross-reference expansion, article pooling) are tried on BM25 and on the best
+first stage; a variant becomes a candidate only when it beats its own first stage significantly there.
+
 The recommendation is the best candidate whose nDCG@10 gain over BM25 passes a paired t-test (p <
 ``eval.recommend_max_p``), else BM25 alone. It is written as ``recommended.yaml`` in the run folder: a
 pipeline that ``lextune eval -s rec=RUN/recommended.yaml``, ``lextune search --pipeline`` and
@@ -22,6 +25,7 @@ from pathlib import Path
 from lextune.artifacts import atomic_file
 from lextune.index.fusion import FusionConfig
 from lextune.index.pipeline import PipelineConfig, PipelineRerank, blend, build_pipeline
+from lextune.index.structure import ExpandConfig, PoolConfig, RouteConfig
 from lextune.runs import Run, drop_ignored
 
 SOURCES = {"labelled": "labelled validation questions (the run's `validation:`)", "precedent": "held-out precedent queries (판시사항)",
@@ -120,6 +124,9 @@ def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
             for n, c in configs.items()}
     scores = _scores(val, runs)
     evidence: dict = {"source": val.source, "queries": len(val.queries), "robust_fusion": val.robust}
+    evidence["structure_steps"] = with_structure_steps(ctx, index, resources, val, configs, runs, scores)
+    evidence["step_max_p"] = cfg.weight_max_p
+    scores = _scores(val, runs)
     reranked: dict[str, PipelineConfig] = {}
     if ctx.reranker is not None:
         best_first = max((n for n in runs if n != "bm25"), key=lambda n: scores[n]["ndcg@10"])
@@ -169,6 +176,40 @@ def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
     return evidence, reranked
 
 
+STEP_CONFIGS = {"route": RouteConfig, "expand": ExpandConfig, "pool": PoolConfig}
+
+
+def with_structure_steps(ctx, index, resources, val: Validation, configs: dict[str, PipelineConfig],
+                         runs: dict[str, Run], scores: dict[str, dict]) -> dict:
+    """Try the structure steps (``eval.structure_steps``, at their defaults) on BM25 and on the best first stage,
+    each alone and all together; a variant joins the candidates (``configs`` and ``runs``, in place) only when
+    its validation nDCG@10 gain over the same first stage passes a paired t-test (p < ``eval.weight_max_p``).
+    Returns the evidence: each variant's nDCG@10, its first stage's, p and whether it was kept."""
+    steps = [s for s in ctx.config.eval.structure_steps if s != "expand" or index.has_links]
+    if not steps:
+        return {}
+    best = max((n for n in configs if n != "bm25"), key=lambda n: scores[n]["ndcg@10"], default="bm25")
+    variants = {f"{n}+{s}": (n, [s]) for n in dict.fromkeys(["bm25", best]) for s in steps}
+    if len(steps) > 1:
+        variants |= {f"{n}+structure": (n, steps) for n in dict.fromkeys(["bm25", best])}
+    evidence = {}
+    for name, (first, names) in variants.items():
+        config = configs[first].model_copy(update={s: STEP_CONFIGS[s]() for s in names})
+        run = drop_ignored(build_pipeline(index, config, resources).search(val.queries, 100), val.ignore)
+        gain = _scores(val, {"bm25": runs[first], name: run})  # "bm25" here: the variant's own first stage
+        p = gain[name]["p_vs_bm25"]
+        kept = gain[name]["ndcg@10"] > scores[first]["ndcg@10"] and p is not None and p < ctx.config.eval.weight_max_p
+        evidence[name] = {"first_stage": first, "steps": names, "ndcg@10": gain[name]["ndcg@10"],
+                          "first_stage_ndcg@10": scores[first]["ndcg@10"], "p_value": p, "kept": kept}
+        if kept:
+            configs[name], runs[name] = config, run
+    kept = [n for n, e in evidence.items() if e["kept"]]
+    ctx.say("eval", f"structure steps on the validation queries: kept {', '.join(kept)}" if kept else
+            "structure steps on the validation queries: none beat its first stage significantly "
+            f"(p < {ctx.config.eval.weight_max_p})")
+    return evidence
+
+
 def _scores(val: Validation, runs: dict[str, Run]) -> dict[str, dict]:
     """nDCG@10 and Hit@1 per candidate, with the paired t-test p-value against BM25 on nDCG@10."""
     from lextune.eval.evaluate import EvalConfig, evaluate
@@ -182,8 +223,9 @@ def _scores(val: Validation, runs: dict[str, Run]) -> dict[str, dict]:
 
 
 def _cost(config: PipelineConfig) -> int:
-    """Ties go to the cheaper pipeline: fewer retrievers, no reranker."""
-    return len(config.retrievers) + (2 if config.rerank and config.rerank.weight > 0 else 0)
+    """Ties go to the cheaper pipeline: fewer retrievers and steps, no reranker."""
+    steps = sum(getattr(config, s) is not None for s in STEP_CONFIGS)
+    return len(config.retrievers) + steps + (2 if config.rerank and config.rerank.weight > 0 else 0)
 
 
 def _write(ctx, config: PipelineConfig) -> None:

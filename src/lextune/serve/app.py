@@ -120,7 +120,10 @@ class SearchHit(BaseModel):
     title: str | None = Field(None, description="Breadcrumb: law > chapter > article > paragraph.")
     text: str | None = None
     parent_id: str | None = None
-    scores: dict[str, float] = Field(default_factory=dict, description="bm25, dense, fused, rerank.")
+    scores: dict[str, float] = Field(default_factory=dict, description="What each part gave the hit: bm25, dense, "
+                                     "fused, route, expand, pool, rerank.")
+    note: str | None = Field(None, description="Why a step added the hit (cross-reference expansion: "
+                             "'cited by 상법 제665조(…)').")
 
 
 class SearchResponse(BaseModel):
