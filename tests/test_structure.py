@@ -139,6 +139,11 @@ def test_steps_in_a_pipeline_yaml_mark_what_they_added(tiny_index, tmp_path):
     assert res.exit_code == 0, res.output
     md = (tmp_path / "ev" / "failures-x.md").read_text(encoding="utf-8")
     assert "↪ cited by 가상법 제3조" in md
+    # and `lextune search --pipeline` shows it under the hit
+    res = CliRunner().invoke(app, ["search", "예탁금 반환 이자", "-i", str(tiny_index.folder), "-p",
+                                   str(tmp_path / "p.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "↪ cited by 가상법 제3조" in res.output
 
 
 def test_expand_needs_an_index_with_its_citations(tiny_index, tmp_path):

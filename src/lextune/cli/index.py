@@ -101,15 +101,16 @@ def search(
             return
         if not query:
             raise ConfigError("give a question, or --queries FILE")
-        run = retriever.search({"q": query}, k)
+        hits = retriever.explain({"q": query}, k)["q"]
     table = Table(title=f"{query}", show_lines=True)
     for col in ("#", "score", "provision"):
         table.add_column(col)
-    for rank, (doc, score) in enumerate(sorted(run["q"].items(), key=lambda kv: -kv[1]), start=1):
-        d = index.docs.get(doc, {})
-        text = (d.get("text") or "").replace("\n", " ")
-        table.add_row(str(rank), f"{score:.3f}", Text.assemble((d.get("title") or doc, "bold"), f"\n{text[:200]}"))
-    if not run["q"]:
+    for h in hits:
+        text = (h["text"] or "").replace("\n", " ")
+        note = (f"\n↪ {h['note']}", "italic") if h.get("note") else ""
+        table.add_row(str(h["rank"]), f"{h['score']:.3f}",
+                      Text.assemble((h["title"] or h["id"], "bold"), f"\n{text[:200]}", note))
+    if not hits:
         out.print(styled("no results", "yellow", " (the question has no searchable words)"))
         return
     out.print(table)
