@@ -377,7 +377,7 @@ class ExpandStep(Step):
 
 
 class PoolStep(Step):
-    """Blend each paragraph's score with its article's (:func:`lextune.index.structure.pool`)."""
+    """Lift each article's best paragraph by its other matching paragraphs (:func:`lextune.index.structure.pool`)."""
 
     name = "pool"
 
