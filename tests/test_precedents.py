@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from lextune.cli.main import app
 from lextune.ingest import ingest, ingest_chunks
-from lextune.ingest.refs import RefIndex, norm_name, parse_reference_groups
+from lextune.ingest.refs import RefIndex, parse_reference_groups
+from lextune.lawnames import norm_name
 from lextune.schema import Chunk
 from lextune.synth.pipeline import SynthConfig, synth
 from lextune.synth.precedents import (
@@ -251,7 +252,7 @@ TREE = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "legalize-kr.
 def test_every_alias_and_rename_names_a_law_of_the_body_of_law():
     import tarfile
 
-    from lextune.ingest.refs import LAW_ALIASES, LAW_RENAMES
+    from lextune.lawnames import LAW_ALIASES, LAW_RENAMES
 
     with tarfile.open(TREE) as tar:
         laws = {norm_name(m.name.split("/")[1]) for m in tar.getmembers() if m.name.count("/") >= 2}

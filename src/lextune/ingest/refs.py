@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lextune.ingest.structure import article_citation, circled_number, parse_heading
-from lextune.lawnames import LAW_ALIASES, LAW_RENAMES, act_name, name_candidates, norm_name  # noqa: F401 - re-exported
+from lextune.lawnames import act_name, name_candidates, norm_name
 from lextune.schema import Chunk, ChunkKind, DocKind, RefEdge
 
 _LAW = (
