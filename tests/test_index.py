@@ -332,3 +332,33 @@ def test_cli_eval_compares_pipeline_yamls_in_one_table_with_p_values(built_index
     bad = CliRunner().invoke(app, ["eval", "-d", str(data), "-i", str(built_index.folder), "-s", "x=bm25", "-s",
                                    "x=dense", "-o", str(tmp_path / "ev2")])
     assert bad.exit_code == 2 and "its own name" in bad.output
+
+
+def test_two_writers_on_one_embedding_cache_lose_no_vector(encoder, tmp_path):
+    """Two encoders with the same model writing one cache at once (a demo and an index build): every part
+    survives, and a fresh reader finds every vector as it was encoded."""
+    import threading
+
+    from lextune.index.dense import EmbeddingCache, text_key
+
+    texts = [f"제{i}조 금융회사는 {i}번째 설명의무를 진다." for i in range(48)]
+    vecs = encoder.encode_passages(texts)
+    halves = {0: range(0, 24), 1: range(24, 48)}
+    barrier = threading.Barrier(2)
+
+    def write(which: int) -> None:
+        cache = EmbeddingCache(tmp_path, encoder.fingerprint())
+        rows = list(halves[which])
+        for start in range(0, len(rows), 2):  # twelve parts each, written in step with the other writer
+            part = rows[start : start + 2]
+            barrier.wait()
+            cache.put([text_key(texts[i]) for i in part], vecs[part])
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    found, missing = EmbeddingCache(tmp_path, encoder.fingerprint()).get([text_key(t) for t in texts])
+    assert missing == []
+    assert np.array_equal(found, vecs.astype(np.float32))

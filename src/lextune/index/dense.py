@@ -53,7 +53,8 @@ def text_key(text: str) -> str:
 
 
 class EmbeddingCache:
-    """Vectors by text hash for one model fingerprint, stored as append-only parts."""
+    """Vectors by text hash for one model fingerprint, stored as append-only parts named by their keys'
+    hash (safe with several writers: each part is written to a temporary file and renamed)."""
 
     def __init__(self, root: Path, fingerprint: str) -> None:
         self.folder = root / fingerprint
@@ -91,8 +92,10 @@ class EmbeddingCache:
         self._load()
         assert self._index is not None
         self.folder.mkdir(parents=True, exist_ok=True)
-        n = len(list(self.folder.glob("part-*.npz")))
-        with atomic_file(self.folder / f"part-{n:06d}.npz", suffix=".npz") as tmp:
+        # Named by what it holds, so that two processes filling one cache never write the same name with
+        # different vectors (a count of the parts already there could be taken by both at once).
+        name = hashlib.sha1("\n".join(keys).encode("utf-8")).hexdigest()[:20]
+        with atomic_file(self.folder / f"part-{name}.npz", suffix=".npz") as tmp:
             np.savez(tmp, keys=np.asarray(keys), vectors=vectors.astype(np.float32))
         p = len(self._parts)
         self._parts.append(vectors.astype(np.float32))
