@@ -11,13 +11,13 @@ from typing import Any
 from lextune.ingest.structure import (
     ARTICLE_HEAD_RE,
     CIRCLED,
-    HEADING_LEVEL,
-    HEADING_RE,
     Article,
     Block,
     Item,
     LawDoc,
     Paragraph,
+    PathTracker,
+    StructureError,
     SubItem,
     circled_number,
     clean_text,
@@ -25,10 +25,6 @@ from lextune.ingest.structure import (
     is_deleted,
 )
 from lextune.schema import DocKind
-
-
-class StructureError(ValueError):
-    """The JSON does not have the expected law.go.kr structure (message names the field)."""
 
 
 def as_list(value: Any) -> list:
@@ -98,30 +94,6 @@ def _opt_text(value: Any, where: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise StructureError(f"'{where}' must be text, got {type(value).__name__}")
     return str(value)
-
-
-class PathTracker:
-    """Current 편/장/절/관 headings while walking a law in order."""
-
-    def __init__(self) -> None:
-        self.levels: list[str | None] = [None, None, None, None]
-
-    def update(self, heading: str) -> bool:
-        m = HEADING_RE.match(heading)
-        if not m:
-            return False
-        level = HEADING_LEVEL[m.group(2)]
-        number = m.group(1) + (f"의{m.group(3)}" if m.group(3) else "")
-        title = re.sub(r"\s+", " ", m.group(4)).strip()
-        title = re.sub(r"\s*<[^>]*>\s*$", "", title)
-        self.levels[level] = f"제{number}{m.group(2)} {title}".strip()
-        for deeper in range(level + 1, 4):
-            self.levels[deeper] = None
-        return True
-
-    @property
-    def path(self) -> list[str]:
-        return [h for h in self.levels if h]
 
 
 def split_paren_title(rest: str) -> tuple[str, str]:

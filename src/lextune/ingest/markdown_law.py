@@ -11,7 +11,6 @@ import re
 
 import yaml
 
-from lextune.ingest.lawgo import PathTracker, StructureError
 from lextune.ingest.structure import (
     CIRCLED,
     Article,
@@ -19,6 +18,8 @@ from lextune.ingest.structure import (
     Item,
     LawDoc,
     Paragraph,
+    PathTracker,
+    StructureError,
     SubItem,
     circled_number,
     clean_text,

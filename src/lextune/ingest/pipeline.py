@@ -25,10 +25,10 @@ from lextune.artifacts import atomic_dir, make_meta, summary_dict, write_json_at
 from lextune.config import save_config
 from lextune.errors import InputFormatError
 from lextune.ingest.documents import DocOptions, precedent_chunks, record_chunks, text_document_chunks
-from lextune.ingest.lawgo import StructureError, parse_admin_rule_json, parse_law_json
+from lextune.ingest.lawgo import parse_admin_rule_json, parse_law_json
 from lextune.ingest.markdown_law import parse_law_markdown
 from lextune.ingest.refs import resolve_refs
-from lextune.ingest.structure import ChunkOptions, ChunkStats, LawDoc, law_chunks
+from lextune.ingest.structure import ChunkOptions, ChunkStats, LawDoc, StructureError, law_chunks
 from lextune.schema import Chunk, DocKind
 
 SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".md", ".markdown", ".txt")
@@ -285,14 +285,15 @@ def ingest_chunks(paths: list[str | Path], cfg: IngestConfig | None = None,
                         docs_seen.add(item.doc_id)
                         summary.documents[str(item.doc_kind)] += 1
                     produced.append(item)
-        except (InputFormatError, StructureError, ValueError) as err:
+        except (InputFormatError, ValueError) as err:
+            located = isinstance(err, InputFormatError) and err.path is not None  # a StructureError names no file
             if cfg.strict:
-                if isinstance(err, InputFormatError):
+                if located:
                     raise
                 raise InputFormatError(str(err), path=source.name) from err
             msg = str(err)
             position = None
-            if isinstance(err, InputFormatError):
+            if located:
                 msg = msg.split(": ", 1)[-1]
                 position = f"line {err.line}" if err.line else None
             summary.errors.append(IngestError(source.name, position, msg))

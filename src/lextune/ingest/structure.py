@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lextune.errors import InputFormatError
 from lextune.schema import Chunk, ChunkKind, DocKind
 
 Unit = Literal["article", "paragraph", "item"]
@@ -271,3 +272,32 @@ def _item_chunks(make, art_id: str, crumb: list[str], paras: list[Paragraph], co
             out.append(make(f"{pid}:i{it.number.replace('의', '-')}", ChunkKind.ITEM, icrumb,
                             it.full_text(opts.drop_deleted), **{**pcommon, "item": it.number, "parent_id": pid}))
     return out
+
+
+class StructureError(InputFormatError, ValueError):
+    """A law document does not have the expected structure (law.go.kr JSON fields, Markdown front matter); the
+    message names the field."""
+
+
+class PathTracker:
+    """Current 편/장/절/관 headings while walking a law in order."""
+
+    def __init__(self) -> None:
+        self.levels: list[str | None] = [None, None, None, None]
+
+    def update(self, heading: str) -> bool:
+        m = HEADING_RE.match(heading)
+        if not m:
+            return False
+        level = HEADING_LEVEL[m.group(2)]
+        number = m.group(1) + (f"의{m.group(3)}" if m.group(3) else "")
+        title = re.sub(r"\s+", " ", m.group(4)).strip()
+        title = re.sub(r"\s*<[^>]*>\s*$", "", title)
+        self.levels[level] = f"제{number}{m.group(2)} {title}".strip()
+        for deeper in range(level + 1, 4):
+            self.levels[deeper] = None
+        return True
+
+    @property
+    def path(self) -> list[str]:
+        return [h for h in self.levels if h]

