@@ -162,9 +162,11 @@ def test_expand_needs_an_index_with_its_citations(tiny_index, tmp_path):
 
 
 def test_structure_of_ingested_statutes_maps_article_citations_to_their_paragraphs():
-    edges = [{"source": "L:a3:p1", "target": "L:a5", "citation": "제5조"},
-             {"source": "L:a3:p1", "target": "M:a2:p1", "citation": "「M법」 제2조제1항"},
-             {"source": "X", "target": "L:a5", "citation": "?"}]
+    from lextune.schema import RefEdge
+
+    edges = [RefEdge(source="L:a3:p1", target="L:a5", level="article", citation="제5조"),
+             RefEdge(source="L:a3:p1", target="M:a2:p1", level="paragraph", citation="「M법」 제2조제1항"),
+             RefEdge(source="X", target="L:a5", level="article", citation="?")]
     docs = {"L:a3:p1": {"law": "L법", "article": "3", "parent_id": "L:a3"},
             "L:a5:p1": {"law": "L법", "article": "5", "parent_id": "L:a5"},
             "L:a5:p2": {"law": "L법", "article": "5", "parent_id": "L:a5"},

@@ -15,6 +15,7 @@ from lextune.artifacts import atomic_dir, make_meta, read_meta, write_json_atomi
 from lextune.errors import ConfigError
 from lextune.index.bm25 import BM25Config, BM25Index
 from lextune.index.dense import DenseConfig, DenseIndex
+from lextune.schema import RefEdge
 
 
 class IndexBuildConfig(BaseModel):
@@ -113,9 +114,9 @@ _DOC_FIELDS = ("id", "title", "text", "contents", "parent_id", "law", "article")
 
 def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
                 source: dict | None = None, encoder=None,
-                progress: Callable[[int, int], None] | None = None, links: list | None = None) -> LexIndex:
+                progress: Callable[[int, int], None] | None = None, links: list[RefEdge] | None = None) -> LexIndex:
     """Index ``docs`` (dicts with id, contents, and optionally title, text, parent_id, law, article) into
-    ``out_dir``; ``links`` (citation edges with ``source``/``target``, e.g. ingest's ``RefEdge``) are kept as
+    ``out_dir``; ``links`` (ingest's ``RefEdge`` citation edges) are kept as
     ``refs.jsonl`` between the index's documents, for the pipeline's cross-reference expansion."""
     config = config or IndexBuildConfig()
     if config.bm25 is None and config.dense is None:
@@ -144,7 +145,7 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
     return LexIndex.load(out_dir)
 
 
-def _write_links(path: Path, links: list, docs: list[dict]) -> int:
+def _write_links(path: Path, links: list[RefEdge], docs: list[dict]) -> int:
     """Citation edges between indexed documents: a target that is not a document itself (an article above
     paragraph chunks, a paragraph above item chunks) stands for the documents under it."""
     ids = {d["id"] for d in docs}
@@ -158,14 +159,12 @@ def _write_links(path: Path, links: list, docs: list[dict]) -> int:
     seen: set[tuple[str, str]] = set()
     with open(path, "w", encoding="utf-8") as f:
         for e in links:
-            source, target = (e["source"], e["target"]) if isinstance(e, dict) else (e.source, e.target)
-            citation = e.get("citation") if isinstance(e, dict) else e.citation
-            if source not in ids:
+            if e.source not in ids:
                 continue
-            for t in [target] if target in ids else dict.fromkeys(under.get(target, [])):
-                if t != source and (source, t) not in seen:
-                    seen.add((source, t))
-                    f.write(json.dumps({"source": source, "target": t, "citation": citation},
+            for t in [e.target] if e.target in ids else dict.fromkeys(under.get(e.target, [])):
+                if t != e.source and (e.source, t) not in seen:
+                    seen.add((e.source, t))
+                    f.write(json.dumps({"source": e.source, "target": t, "citation": e.citation},
                                        ensure_ascii=False) + "\n")
     return len(seen)
 

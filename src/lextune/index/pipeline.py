@@ -391,23 +391,21 @@ class PoolStep(Step):
         return out
 
 
-def _structure(index: LexIndex, step: str) -> Structure:
-    if step == "expand" and not index.has_links:
-        raise ConfigError(f"{index.folder} holds no citations between its documents (refs.jsonl): rebuild it "
-                          "with this version's `lextune index build` to use the pipeline's expand step")
-    return index.structure()
-
-
 def _route_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
-    return RouteStep(_structure(index, "route"), config.route, config.depth) if config.route else None
+    return RouteStep(index.structure(), config.route, config.depth) if config.route else None
 
 
 def _expand_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
-    return ExpandStep(_structure(index, "expand"), config.expand, config.depth) if config.expand else None
+    if config.expand is None:
+        return None
+    if not index.has_links:
+        raise ConfigError(f"{index.folder} holds no citations between its documents (refs.jsonl): rebuild it "
+                          "with this version's `lextune index build` to use the pipeline's expand step")
+    return ExpandStep(index.structure(), config.expand, config.depth)
 
 
 def _pool_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
-    return PoolStep(_structure(index, "pool"), config.pool) if config.pool else None
+    return PoolStep(index.structure(), config.pool) if config.pool else None
 
 
 def _rerank_step(index: LexIndex, config: PipelineConfig, resources: PipelineResources) -> Step | None:

@@ -338,10 +338,12 @@ def resolve_refs(chunks: list[Chunk]) -> tuple[list[RefEdge], RefStats]:
 
 
 def beir_chunks(corpus: dict[str, dict]) -> list[Chunk]:
-    """A BEIR corpus as passages without structure, one per document, ids kept (contents: title, newline, text)."""
-    return [Chunk(id=i, doc_id=i, kind=ChunkKind.SECTION, title=d.get("title") or "", text=d.get("text") or "",
-                  contents=f"{d['title']}\n{d['text']}" if d.get("title") else d.get("text") or "")
-            for i, d in corpus.items()]
+    """A BEIR corpus as passages without structure, one per document, ids and indexed contents as
+    :func:`~lextune.index.lexindex.docs_from_beir` makes them."""
+    from lextune.index.lexindex import docs_from_beir
+
+    return [Chunk(id=d["id"], doc_id=d["id"], kind=ChunkKind.SECTION, title=d["title"] or "", text=d["text"] or "",
+                  contents=d["contents"]) for d in docs_from_beir(corpus)]
 
 
 def linked_docs(chunks: list[Chunk]) -> tuple[list[dict], list[RefEdge]]:

@@ -35,18 +35,25 @@ def choose_rerank_weight(qrels, first: Run, reranked: Run, k: int, grid: list[fl
     return min(w for w, v in curve.items() if v >= best - 1e-12), curve
 
 
-def blend_gain_p(qrels, first: Run, reranked: Run, weight: float, k: int) -> float:
-    """p-value of evaluation's paired test (Student t over per-query nDCG@10): the blend at ``weight``
-    against the first stage alone. A small validation set makes a best weight look better than it is;
-    this says how much of its gain is noise (1.0 when the test is undefined)."""
+def paired_gain(qrels, first: Run, other: Run) -> tuple[float, float | None]:
+    """nDCG@10 of ``other`` and the p-value of evaluation's paired test (Student t over per-query nDCG@10)
+    against ``first`` (None when the test is undefined: identical scores)."""
     import math
 
     from lextune.eval.evaluate import EvalConfig, evaluate
 
-    result = evaluate(qrels, {"first": first, "blend": blend(first, reranked, weight, k)},
+    result = evaluate(qrels, {"first": first, "other": other},
                       EvalConfig(families=["ndcg"], k_values=[10], stat_test="student"))
-    p = result.p_value("blend", "first", "ndcg@10")
-    return 1.0 if math.isnan(p) else p
+    p = result.p_value("other", "first", "ndcg@10")
+    return result.overall["other"]["ndcg@10"], None if math.isnan(p) else p
+
+
+def blend_gain_p(qrels, first: Run, reranked: Run, weight: float, k: int) -> float:
+    """p-value of the paired test of the blend at ``weight`` against the first stage alone. A small validation
+    set makes a best weight look better than it is; this says how much of its gain is noise (1.0 when the test
+    is undefined)."""
+    p = paired_gain(qrels, first, blend(first, reranked, weight, k))[1]
+    return 1.0 if p is None else p
 
 
 def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None) -> list[str]:

@@ -192,14 +192,15 @@ def with_structure_steps(ctx, index, resources, val: Validation, configs: dict[s
     variants = {f"{n}+{s}": (n, [s]) for n in dict.fromkeys(["bm25", best]) for s in steps}
     if len(steps) > 1:
         variants |= {f"{n}+structure": (n, steps) for n in dict.fromkeys(["bm25", best])}
+    from lextune.pipeline.compare import paired_gain
+
     evidence = {}
     for name, (first, names) in variants.items():
         config = configs[first].model_copy(update={s: STEP_CONFIGS[s]() for s in names})
         run = drop_ignored(build_pipeline(index, config, resources).search(val.queries, 100), val.ignore)
-        gain = _scores(val, {"bm25": runs[first], name: run})  # "bm25" here: the variant's own first stage
-        p = gain[name]["p_vs_bm25"]
-        kept = gain[name]["ndcg@10"] > scores[first]["ndcg@10"] and p is not None and p < ctx.config.eval.weight_max_p
-        evidence[name] = {"first_stage": first, "steps": names, "ndcg@10": gain[name]["ndcg@10"],
+        ndcg, p = paired_gain(val.qrels, runs[first], run)
+        kept = ndcg > scores[first]["ndcg@10"] and p is not None and p < ctx.config.eval.weight_max_p
+        evidence[name] = {"first_stage": first, "steps": names, "ndcg@10": ndcg,
                           "first_stage_ndcg@10": scores[first]["ndcg@10"], "p_value": p, "kept": kept}
         if kept:
             configs[name], runs[name] = config, run
