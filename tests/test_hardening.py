@@ -135,3 +135,25 @@ def test_json_errors_name_their_real_column(tmp_path):
     src.write_bytes(b'{"id": "a", "text": "x"}\n{"id": "b", "text": "x"\r\n')
     with pytest.raises(InputFormatError, match=r"p.jsonl:2: not valid JSON \(Expecting ',' delimiter, column 24\)"):
         list(iter_jsonl(src))
+
+
+def test_a_missing_optional_dependency_names_its_extra(monkeypatch):
+    """One helper, one message format: what needs the package, the import error, and the extra to install."""
+    from lextune.errors import LextuneError, MissingExtraError
+    from lextune.extras import optional_import
+    from lextune.index.fusion import FusionConfig, fuse_runs
+
+    with pytest.raises(MissingExtraError, match=r'^fusion needs ranx \(.*\): pip install "lextune\[index\]"$'):
+        monkeypatch.setitem(__import__("sys").modules, "ranx", None)  # an import of ranx now fails
+        fuse_runs([{"q": {"a": 1.0}}, {"q": {"b": 2.0}}], FusionConfig(method="wsum"))
+    with pytest.raises(ImportError) as err:  # still an ImportError for code that catches those
+        optional_import("no_such_module_xyz", "report", "the report")
+    assert isinstance(err.value, LextuneError) and 'pip install "lextune[report]"' in str(err.value)
+
+
+def test_no_module_hand_writes_a_missing_extra_message():
+    """Every optional import goes through lextune.extras.optional_import (issue 44 item 4)."""
+    src = Path(__file__).resolve().parents[1] / "src" / "lextune"
+    offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
+                 if p.name != "extras.py" and "raise MissingExtraError(" in p.read_text(encoding="utf-8")]
+    assert offenders == [], offenders

@@ -9,8 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-from lextune.errors import ConfigError, InputFormatError, MissingExtraError
+from lextune.errors import ConfigError, InputFormatError
 from lextune.eval.metrics import FAMILIES, Family, judged_queries, parse_metric, per_query_metrics
+from lextune.extras import optional_import
 from lextune.runs import Qrels, Run
 
 
@@ -106,11 +107,7 @@ class EvalResult:
 
 
 def _ttest_rel():
-    try:
-        from scipy.stats import ttest_rel
-    except ImportError as exc:
-        raise MissingExtraError('significance tests need scipy: pip install "lextune[index]"') from exc
-    return ttest_rel
+    return optional_import("scipy.stats", "index", "significance tests").ttest_rel
 
 
 def clean_inputs(qrels: Qrels, runs: dict[str, Run], query_ids: set[str] | None = None,

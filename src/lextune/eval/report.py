@@ -12,23 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from lextune.artifacts import atomic_file
-from lextune.errors import MissingExtraError
 from lextune.eval.evaluate import EvalResult
 from lextune.eval.failures import CATEGORIES, FailureCase, category_counts
+from lextune.extras import optional_import
 
 BAR_METRICS = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "hit_rate@1", "map@10"]
 RANK_BINS = [("1", 1, 1), ("2-3", 2, 3), ("4-10", 4, 10), ("11-100", 11, 100)]
 
 
 def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingExtraError('the HTML report needs matplotlib: pip install "lextune[report]"') from exc
-    return plt
+    optional_import("matplotlib", "report", "the HTML report").use("Agg")
+    return optional_import("matplotlib.pyplot", "report", "the HTML report")
 
 
 def _png(fig) -> str:

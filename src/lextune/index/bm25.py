@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError
+from lextune.extras import optional_import
 from lextune.index.tokenize import TokenizerConfig, make_tokenizer
 from lextune.runs import Run
 
@@ -25,10 +26,7 @@ class BM25Config(BaseModel):
 
 
 def _bm25s():
-    try:
-        import bm25s
-    except ImportError as exc:
-        raise MissingExtraError('BM25 needs bm25s: pip install "lextune[index]"') from exc
+    bm25s = optional_import("bm25s", "index", "BM25")
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
     return bm25s
 

@@ -17,7 +17,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.artifacts import atomic_file
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError
+from lextune.extras import optional_import
 from lextune.index.bm25 import scores_matrix_to_run
 from lextune.runs import Run
 
@@ -41,11 +42,7 @@ class DenseConfig(BaseModel):
 
 
 def _faiss():
-    try:
-        import faiss
-    except ImportError as exc:
-        raise MissingExtraError('dense search needs faiss: pip install "lextune[index]"') from exc
-    return faiss
+    return optional_import("faiss", "index", "dense search")
 
 
 def text_key(text: str) -> str:

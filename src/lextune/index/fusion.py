@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lextune.errors import MissingExtraError
+from lextune.extras import optional_import
 from lextune.runs import Run
 
 
@@ -25,11 +25,7 @@ class FusionConfig(BaseModel):
 
 
 def _ranx():
-    try:
-        import ranx
-    except ImportError as exc:
-        raise MissingExtraError('fusion needs ranx: pip install "lextune[index]"') from exc
-    return ranx
+    return optional_import("ranx", "index", "fusion")
 
 
 def _to_ranx(run: Run, name: str):

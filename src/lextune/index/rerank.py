@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from lextune.errors import MissingExtraError
+from lextune.extras import optional_import
 from lextune.runs import Run
 
 
@@ -21,10 +21,7 @@ class Reranker:
     """Scores (query, passage) pairs with a sentence-transformers CrossEncoder."""
 
     def __init__(self, config: RerankConfig, device: str | None = None) -> None:
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:
-            raise MissingExtraError('reranking needs sentence-transformers: pip install "lextune[models]"') from exc
+        CrossEncoder = optional_import("sentence_transformers", "models", "reranking").CrossEncoder  # noqa: N806
         from lextune.models.resolve import resolve_model
 
         self.config = config

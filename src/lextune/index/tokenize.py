@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError
+from lextune.extras import optional_import
 
 DEFAULT_TAGS = ["NN*", "VV", "VA", "XR", "SL", "SN", "SH"]
 DEFAULT_STOPWORDS = ["갑", "을", "병", "정", "무"]
@@ -76,11 +77,7 @@ class WhitespaceTokenizer(Tokenizer):
 class KiwiTokenizer(Tokenizer):
     def __init__(self, config: TokenizerConfig, cache_size: int = 10000) -> None:
         super().__init__(config, cache_size)
-        try:
-            from kiwipiepy import Kiwi
-        except ImportError as exc:
-            raise MissingExtraError('Korean BM25 needs kiwipiepy: pip install "lextune[index]"') from exc
-        self._kiwi = Kiwi(num_workers=config.num_workers)
+        self._kiwi = optional_import("kiwipiepy", "index", "Korean BM25").Kiwi(num_workers=config.num_workers)
         self._exact = {t for t in config.tags if not t.endswith("*")}
         self._prefixes = tuple(t[:-1] for t in config.tags if t.endswith("*"))
         if config.user_dictionary:

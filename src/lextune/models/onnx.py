@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from lextune.errors import ConfigError, MissingExtraError
+from lextune.extras import optional_import
 from lextune.models.bundled import lextune_home
 
 if TYPE_CHECKING:
@@ -38,11 +39,7 @@ POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
 
 
 def _ort():
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise MissingExtraError(f'the onnx backend needs onnxruntime ({exc}); run: pip install "lextune[onnx]"') from exc
-    return onnxruntime
+    return optional_import("onnxruntime", "onnx", "the onnx backend")
 
 
 def onnx_cache_dir(fingerprint: str) -> Path:
@@ -70,11 +67,8 @@ def _export(encoder: BiEncoder, out: Path) -> None:
     """Write the transformer as ONNX (fp32, dynamic batch and sequence axes) to ``out``."""
     import torch
 
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError(f'exporting to ONNX needs onnx and onnxscript ({exc}); run: pip install "lextune[onnx]"') from exc
+    optional_import("onnx", "onnx", "exporting to ONNX")
+    optional_import("onnxscript", "onnx", "exporting to ONNX")
     transformer = encoder.model[0].auto_model
 
     class Hidden(torch.nn.Module):

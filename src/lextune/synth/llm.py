@@ -25,7 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lextune.errors import ConfigError, LextuneError, MissingExtraError
+from lextune.errors import ConfigError, LextuneError
+from lextune.extras import optional_import
 from lextune.schema import Chunk
 from lextune.synth.generators import SynthQuery
 
@@ -151,10 +152,7 @@ class LLMQueryGenerator:
     """Generate queries for chunks through an OpenAI-compatible ``/chat/completions`` endpoint."""
 
     def __init__(self, config: LLMConfig, cache_path: str | Path | None = None) -> None:
-        try:
-            import httpx
-        except ImportError as exc:
-            raise MissingExtraError('LLM generation needs httpx: pip install "lextune[synth]"') from exc
+        httpx = optional_import("httpx", "synth", "LLM generation")
         self.config = config
         self.stats = LLMStats()
         key = os.environ.get(config.api_key_env) if config.api_key_env else None

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError
+from lextune.extras import optional_import
 from lextune.train.recipes import BIENCODER_RECIPES, RecipeName, fill_recipe
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,7 @@ def _load_texts(corpus: str) -> dict[str, str]:
 
 def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None):
     """Rows (anchor, positive, negative_1..n) from the mined records; texts resolved from the corpus."""
-    try:
-        from datasets import Dataset
-    except ImportError as exc:
-        raise MissingExtraError('training needs datasets: pip install "lextune[train]"') from exc
+    Dataset = optional_import("datasets", "train", "training").Dataset  # noqa: N806
     texts = texts if texts is not None else _load_texts(cfg.corpus)
     rng = random.Random(cfg.seed)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
@@ -271,11 +269,9 @@ def _keep_eval(module) -> None:
 
 def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     """Train, save atomically into ``output_dir`` and return the run's summary."""
-    try:
-        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        from sentence_transformers.base.sampler import BatchSamplers
-    except ImportError as exc:
-        raise MissingExtraError('training needs sentence-transformers: pip install "lextune[train]"') from exc
+    optional_import("sentence_transformers", "train", "training")
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
     from transformers import set_seed
 
     from lextune.models.prefix_cache import active, attach, recipe_cache

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.artifacts import atomic_dir, atomic_file, file_sha256, make_meta, text_sha1, write_json_atomic
 from lextune.config import save_config
-from lextune.errors import ConfigError, InputFormatError, MissingExtraError
+from lextune.errors import ConfigError, InputFormatError
+from lextune.extras import optional_import
 from lextune.jsonl import iter_jsonl, require_str
 from lextune.models.biencoder import QUERY_ENCODER_KEY
 from lextune.models.onnx import Backend
@@ -291,14 +292,12 @@ def _agreement(model, texts: list[str], targets: np.ndarray, prompt: str, passag
 def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
     """Train a ``cfg.layers``-layer query encoder on the teacher's query vectors; save it atomically into
     ``output_dir`` (a sentence-transformers folder whose meta.json names the teacher) and return the summary."""
-    try:
-        from datasets import Dataset
-        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
-    except ImportError as exc:
-        raise MissingExtraError(f'distillation needs sentence-transformers and datasets ({exc}): '
-                                'pip install "lextune[train]"') from exc
+    optional_import("datasets", "train", "distillation")
+    optional_import("sentence_transformers", "train", "distillation")
     import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
 
     from lextune.models.biencoder import BiEncoder
     from lextune.train.biencoder import _load_texts, no_final_checkpoint, resume_point

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
-from lextune.errors import ConfigError, MissingExtraError
+from lextune.errors import ConfigError
+from lextune.extras import optional_import
 from lextune.train.biencoder import (
     LoraSettings,
     _freeze_lower_layers,
@@ -118,10 +119,9 @@ def load_cross_encoder(cfg: RerankerTrainConfig):
 
         if not torch.cuda.is_available():
             raise ConfigError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); on CPU use lora without qlora")
-        try:
-            from transformers import BitsAndBytesConfig
-        except ImportError as exc:  # pragma: no cover
-            raise MissingExtraError('QLoRA needs bitsandbytes: pip install "lextune[gpu]"') from exc
+        optional_import("bitsandbytes", "gpu", "QLoRA")
+        from transformers import BitsAndBytesConfig
+
         kwargs["model_kwargs"] = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                                            bnb_4bit_compute_dtype=torch.bfloat16)}
         if cfg.lora is None:
@@ -147,11 +147,10 @@ def load_cross_encoder(cfg: RerankerTrainConfig):
 def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dict:
     """Train a reranker and save it (model folder, or adapter with its head) into ``output_dir``.
     With ``keep_model`` the trained CrossEncoder is returned under ``summary["model"]`` (not saved)."""
-    try:
-        from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-        from sentence_transformers.cross_encoder import losses as ce_losses
-    except ImportError as exc:
-        raise MissingExtraError('training needs sentence-transformers: pip install "lextune[train]"') from exc
+    cross_encoder = optional_import("sentence_transformers.cross_encoder", "train", "training")
+    CrossEncoderTrainer, CrossEncoderTrainingArguments = (cross_encoder.CrossEncoderTrainer,  # noqa: N806
+                                                          cross_encoder.CrossEncoderTrainingArguments)
+    ce_losses = cross_encoder.losses
     start = time.perf_counter()
     texts = _load_texts(cfg.corpus)
     with open(cfg.train_file, encoding="utf-8") as f:
