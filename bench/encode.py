@@ -34,11 +34,11 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from lextune.ingest.lawgo import law_paragraphs
     from lextune.jsonl import write_jsonl_atomic
     from lextune.models.biencoder import BiEncoder
     from lextune.models.bundled import bundled_model_dir
     from lextune.models.embed import embed_file
-    from lextune.models.verify import law_paragraphs
 
     texts = law_paragraphs(args.laws)
     pick = np.linspace(0, len(texts) - 1, num=min(args.n, len(texts))).astype(int)

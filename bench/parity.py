@@ -22,7 +22,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "parity.json"))
     args = ap.parse_args()
 
-    from lextune.models.verify import check_parity, law_paragraphs
+    from lextune.ingest.lawgo import law_paragraphs
+    from lextune.models.verify import check_parity
 
     report = check_parity(law_paragraphs(args.laws), n_embed=args.n_embed)
     print(f"paragraphs {report.texts}: token ids identical {report.token_identical} ({report.token_share:.4%})")

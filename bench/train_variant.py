@@ -36,7 +36,7 @@ def main() -> None:
     from lextune.index.bm25 import run_top
     from lextune.index.fusion import fuse_runs
     from lextune.models.biencoder import BiEncoder
-    from lextune.pipeline.compare import _sample
+    from lextune.pipeline.compare import stable_sample
     from lextune.runs import drop_ignored, load_beir
     from lextune.train.biencoder import BiEncoderTrainConfig, train_biencoder
 
@@ -61,7 +61,7 @@ def main() -> None:
     judged = [q for q in ds.queries if ds.qrels.get(q)]
     # The eval stage's sample (stratified by generator) and its rule: a query's own source passage is ignored.
     gens = ds.generators()
-    queries = {q: ds.queries[q] for q in sorted(_sample(judged, args.max_queries, gens))}
+    queries = {q: ds.queries[q] for q in sorted(stable_sample(judged, args.max_queries, gens))}
     qrels = {q: ds.qrels[q] for q in queries}
     index = LexIndex.load(run / "index")
     tuned = index.dense_with(BiEncoder(str(out)))

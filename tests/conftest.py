@@ -111,7 +111,7 @@ def reference(bundled_dir):
 
 @pytest.fixture(scope="session")
 def law_texts() -> list[str]:
-    from lextune.models.verify import law_paragraphs
+    from lextune.ingest.lawgo import law_paragraphs
 
     folder = LAWS if LAWS.is_dir() else BUNDLED_LAWS
     return law_paragraphs(folder)

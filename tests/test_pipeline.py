@@ -179,16 +179,16 @@ def test_unchanged_stages_are_reused_and_from_reruns(tiny_run):
 
 
 def test_stratified_sample_takes_generators_in_turn_and_is_stable():
-    from lextune.pipeline.compare import _sample
+    from lextune.pipeline.compare import stable_sample
 
     qids = [f"ict:{i}" for i in range(20)] + [f"title:{i}" for i in range(3)] + [f"refs:{i}" for i in range(5)]
     groups = {q: q.split(":")[0] for q in qids}
-    sample = _sample(qids, 12, groups)
+    sample = stable_sample(qids, 12, groups)
     count = {g: sum(1 for q in sample if groups[q] == g) for g in ("ict", "title", "refs")}
     assert count == {"ict": 5, "title": 3, "refs": 4}  # title runs out after 3; the others share the rest
-    assert sample == _sample(list(reversed(qids)), 12, groups)
-    assert _sample(qids, 12) == _sample(qids, None)[:12]  # unstratified: the hash order
-    assert sorted(_sample(qids, None, groups)) == sorted(qids)
+    assert sample == stable_sample(list(reversed(qids)), 12, groups)
+    assert stable_sample(qids, 12) == stable_sample(qids, None)[:12]  # unstratified: the hash order
+    assert sorted(stable_sample(qids, None, groups)) == sorted(qids)
 
 
 def test_by_generator_means_per_query_scores():

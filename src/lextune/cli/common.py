@@ -46,17 +46,18 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def encoding_bar(enabled: bool = True) -> Iterator:
-    """A transient progress bar for passages being encoded; yields ``update(done, total)``. When stderr is not
-    a terminal (a log file), a line every 30 s instead: done/total, rate and time left."""
+def progress_bar(label: str = "encoding", enabled: bool = True) -> Iterator:
+    """A transient progress bar (passages encoded, queries mined); yields ``update(done, total)``. When stderr
+    is not a terminal (a log file), a line every 30 s instead: ``label: done/total``, rate and time left."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     if not console.is_terminal:
         from lextune.progress import every
 
-        yield every(30, lambda m: console.print(m, highlight=False, soft_wrap=True)) if enabled else (lambda d, t: None)
+        yield (every(30, lambda m: console.print(m, highlight=False, soft_wrap=True), label) if enabled
+               else (lambda d, t: None))
         return
-    with Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not enabled) as bar:
         task = bar.add_task("", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 
 from lextune.cli.common import (
-    encoding_bar,
     load_pipelines,
     out,
     print_table,
+    progress_bar,
     setup_logging,
     styled,
     user_errors,
@@ -66,7 +66,7 @@ def eval_cmd(
             specs = {name or value: value for name, value in (_split_named(spec) for spec in system)}
             if len(specs) != len(system):
                 raise ConfigError("each --system needs its own name: -s NAME=bm25|dense|hybrid|pipeline.yaml")
-            with encoding_bar() as progress:
+            with progress_bar() as progress:
                 pipelines = load_pipelines(index, specs, progress)
                 for name, pipe in pipelines.items():
                     ran, trace = pipe.run(ds.queries, max([100, *k]))

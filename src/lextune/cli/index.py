@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from lextune.cli.common import encoding_bar, out, setup_logging, styled, user_errors
+from lextune.cli.common import out, progress_bar, setup_logging, styled, user_errors
 
 app = typer.Typer(help="Build retrieval indexes (BM25 and/or dense).", no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def build(
             parsed = beir_chunks(ds.corpus)
             source = {"beir": str(beir)}
         docs, links = linked_docs(parsed)
-        with encoding_bar(cfg.dense is not None) as progress:
+        with progress_bar(cfg.dense is not None) as progress:
             index = build_index(docs, out_dir, cfg, source=source, progress=progress, links=links)
     out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(index.parts)})")
 
@@ -83,7 +83,7 @@ def search(
             cfg = cfg.model_copy(update={"retrievers": PipelineConfig.preset(mode).retrievers})
         if rerank:
             cfg = cfg.model_copy(update={"rerank": PipelineRerank(model=rerank)})
-        with encoding_bar() as progress:
+        with progress_bar() as progress:
             retriever = build_pipeline(index, cfg, PipelineResources(progress=progress))
         if queries is not None:
             from lextune.jsonl import iter_jsonl, require_str

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lextune.cli.common import console, out, setup_logging, user_errors
+from lextune.cli.common import out, progress_bar, setup_logging, user_errors
 
 
 def mine_cmd(
@@ -27,13 +27,8 @@ def mine_cmd(
         from lextune.mine import MineConfig, mine
 
         cfg = load_config(MineConfig, config, overrides, max_queries=max_queries)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("mining"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("", total=None)
-            summary = mine(queries, index_dir, out_path, cfg, refs=refs, split=split,
-                           progress=lambda d, t: bar.update(task, completed=d, total=t))
+        with progress_bar("mining queries") as progress:
+            summary = mine(queries, index_dir, out_path, cfg, refs=refs, split=split, progress=progress)
     d = summary.to_dict()
     out.print(f"{summary.records} training records -> {out_path} ({summary.resumed} resumed, "
               f"{summary.skipped_no_negative} queries without a usable negative)")

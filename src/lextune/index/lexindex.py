@@ -99,14 +99,35 @@ class LexIndex:
         if major(meta.get("lextune_version")) != major(__version__):
             raise ConfigError(f"{folder} was built by lextune {meta.get('lextune_version')}; this is {__version__}: "
                               "rebuild it with `lextune index build`")
-        docs = {}
-        with open(folder / "docs.jsonl", encoding="utf-8") as f:
-            for line in f:
-                d = json.loads(line)
-                docs[d["id"]] = d
+        docs = read_docs(folder)
         bm25 = BM25Index.load(folder / "bm25") if (folder / "bm25").is_dir() else None
         dense = folder / "dense" if (folder / "dense").is_dir() else None
         return cls(folder, docs, bm25, dense, meta)
+
+
+def is_index_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an index's documents (``docs.jsonl``)."""
+    return (Path(folder) / "docs.jsonl").is_file()
+
+
+def read_docs(folder: str | Path) -> dict[str, dict]:
+    """An index folder's documents by id (id, title, text, contents, parent_id, law, article)."""
+    docs = {}
+    with open(Path(folder) / "docs.jsonl", encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            docs[d["id"]] = d
+    return docs
+
+
+def stored_dense(folder: str | Path, fingerprint: str) -> DenseIndex | None:
+    """The dense part of the index folder ``folder`` when the model with ``fingerprint`` encoded it (else None:
+    no index there, no dense part, or another model's vectors); nothing is encoded."""
+    dense = Path(folder) / "dense"
+    if not (dense / "model.json").is_file():
+        return None
+    info = json.loads((dense / "model.json").read_text(encoding="utf-8"))
+    return DenseIndex.load(dense) if info.get("fingerprint") == fingerprint else None
 
 
 _DOC_FIELDS = ("id", "title", "text", "contents", "parent_id", "law", "article")

@@ -385,3 +385,11 @@ def iter_law_json_paragraph_texts(path: str | Path) -> Iterator[str]:
                     lines.append(flatten_text(ho.get("호내용")).strip())
                     lines.extend(flatten_text(m.get("목내용")).strip() for m in as_list(ho.get("목")))
             yield "\n".join(line for line in lines if line)
+
+
+def law_paragraphs(folder: str | Path) -> list[str]:
+    """Every paragraph text of the law.go.kr JSON statutes in ``folder`` (sorted by file name): model parity."""
+    texts: list[str] = []
+    for path in sorted(Path(folder).glob("*.json")):
+        texts.extend(t for t in iter_law_json_paragraph_texts(path) if t.strip())
+    return texts

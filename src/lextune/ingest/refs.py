@@ -178,22 +178,25 @@ def _previous_article(index: RefIndex, doc_id: str, article: str | None) -> str 
     return None
 
 
-def chunk_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEdge]:
-    """Edges from one statute chunk to the provisions its text cites."""
-    text = chunk.text
-    name = chunk.law_name or ""
-    act = act_name(name)
-    edges: dict[str, RefEdge] = {}
-    last_end = -1
-    carried_law: str | None = None
-    carried_doc: str | None = chunk.doc_id
-    carried_art: str | None = None
-    carried_para: int | None = None
-    last_explicit: str | None = None
-    prev_art_num: int | None = None
+class _CitationWalker:
+    """Reads one statute chunk's citations left to right, carrying the law, article and paragraph that a
+    following 같은 조, 제N항, a list (제3조, 제5조) or a range (제3조부터 제5조까지) leaves implicit."""
 
-    def add(doc_id: str | None, law_label: str | None, art: str | None, para: int | None, item: str | None,
+    def __init__(self, chunk: Chunk, index: RefIndex, stats: RefStats) -> None:
+        self.chunk, self.index, self.stats = chunk, index, stats
+        self.name = chunk.law_name or ""
+        self.act = act_name(self.name)
+        self.edges: dict[str, RefEdge] = {}
+        self.carried_law: str | None = None
+        self.carried_doc: str | None = chunk.doc_id
+        self.carried_art: str | None = None
+        self.carried_para: int | None = None
+        self.last_explicit: str | None = None
+        self.prev_art_num: int | None = None
+
+    def add(self, doc_id: str | None, law_label: str | None, art: str | None, para: int | None, item: str | None,
             citation: str) -> None:
+        stats = self.stats
         stats.citations += 1
         if doc_id is None:
             stats.unresolved["law not in this ingest"] += 1
@@ -201,104 +204,116 @@ def chunk_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEdge]:
         if art is None:
             stats.unresolved["no article in context"] += 1
             return
-        hits = index.targets(doc_id, art, para, item)
+        hits = self.index.targets(doc_id, art, para, item)
         if not hits:
             stats.unresolved["provision not found"] += 1
             return
         stats.resolved += 1
         for target, level in hits:
-            if target not in (chunk.id, chunk.parent_id):
-                edges.setdefault(target, RefEdge(source=chunk.id, target=target, level=level, citation=citation,
-                                                 law=index.names.get(doc_id, law_label)))
+            if target not in (self.chunk.id, self.chunk.parent_id):
+                self.edges.setdefault(target, RefEdge(source=self.chunk.id, target=target, level=level,
+                                                      citation=citation,
+                                                      law=self.index.names.get(doc_id, law_label)))
 
-    for m in CITATION_RE.finditer(text):
-        gap = text[last_end:m.start()] if last_end >= 0 else None
-        continues = gap is not None and bool(_LIST_GAP.match(gap))
-        is_range = gap is not None and bool(_RANGE_GAP.match(gap))
-        g = m.groupdict()
-        if g["solo"]:
-            art = carried_art if (continues or is_range) and carried_art else chunk.article
-            doc_id = carried_doc if (continues or is_range) else chunk.doc_id
-            if g["srel"]:
-                rel = re.sub(r"\s", "", g["srel"])
-                para = (chunk.paragraph - 1 if chunk.paragraph else None) if rel == "전항" else carried_para
-                art = chunk.article if rel == "전항" else art
-            else:
-                para = int(g["spara"])
-            item = g["sitem"] + (f"의{g['sibr']}" if g["sibr"] else "") if g["sitem"] else None
-            if para is not None:
-                add(doc_id, carried_law, art, para, item, m.group(0))
-                carried_para = para
-            last_end = m.end()
-            continue
-        # law qualifier
-        law_label: str | None = None
-        doc_id: str | None
+    def previous_paragraph(self, rel: str) -> int | None:
+        """전항: the paragraph before this chunk's; 같은 항 / 동항: the one carried."""
+        if rel == "전항":
+            return self.chunk.paragraph - 1 if self.chunk.paragraph else None
+        return self.carried_para
+
+    def solo(self, g: dict, citation: str, carried: bool) -> None:
+        """A paragraph cited without an article (제2항, 전항, 같은 항): of the carried or this chunk's article."""
+        chunk = self.chunk
+        art = self.carried_art if carried and self.carried_art else chunk.article
+        doc_id = self.carried_doc if carried else chunk.doc_id
+        if g["srel"]:
+            rel = re.sub(r"\s", "", g["srel"])
+            para = self.previous_paragraph(rel)
+            art = chunk.article if rel == "전항" else art
+        else:
+            para = int(g["spara"])
+        item = g["sitem"] + (f"의{g['sibr']}" if g["sibr"] else "") if g["sitem"] else None
+        if para is not None:
+            self.add(doc_id, self.carried_law, art, para, item, citation)
+            self.carried_para = para
+
+    def law_of(self, g: dict, carried: bool, before: str) -> tuple[str | None, str | None]:
+        """The law a citation's qualifier names (「상법」, 같은 법, 이 법, 법, 영, 규칙), carried in a list, or named
+        bare just ``before`` it; else this chunk's law. Returns (label, document id)."""
+        index, act = self.index, self.act
         if g["law"]:
             raw = re.sub(r"\s", "", g["law"])
             if g["lname"]:
-                law_label = g["lname"].strip() + (f" {g['lsuf']}" if g["lsuf"] else "")
-                last_explicit = g["lname"].strip()
-                doc_id = index.doc_for(law_label)
+                label = g["lname"].strip() + (f" {g['lsuf']}" if g["lsuf"] else "")
+                self.last_explicit = g["lname"].strip()
             elif g["this_suf"]:
-                law_label = f"{act} {g['this_suf']}"
-                doc_id = index.doc_for(law_label)
+                label = f"{act} {g['this_suf']}"
             elif raw.startswith("같은법") or raw == "동법":
-                base = last_explicit or carried_law or act
-                law_label = f"{base} {g['same_suf']}" if g["same_suf"] else base
-                doc_id = index.doc_for(law_label)
+                base = self.last_explicit or self.carried_law or act
+                label = f"{base} {g['same_suf']}" if g["same_suf"] else base
             elif raw in {"이법", "이영", "이규칙", "이규정"}:
-                law_label, doc_id = name, chunk.doc_id
+                return self.name, self.chunk.doc_id
             elif raw == "법":
-                law_label = act
-                doc_id = index.doc_for(act)
-            elif raw == "영":
-                law_label = f"{act} 시행령"
-                doc_id = index.doc_for(law_label)
-            else:  # 규칙
-                law_label = f"{act} 시행규칙"
-                doc_id = index.doc_for(law_label)
-        elif (continues or is_range) and carried_doc is not None:
-            law_label, doc_id = carried_law, carried_doc
-        else:
-            bare = _BARE_LAW.search(text[max(0, m.start() - 45):m.start()])
-            if bare and not bare.group(1).endswith(("이법", "이영")) and norm_name(bare.group(1)) != norm_name(name):
-                law_label = bare.group(1)
-                doc_id = index.doc_for(law_label)
-                last_explicit = law_label
-            else:
-                law_label, doc_id = name, chunk.doc_id
-        # article
+                label = act
+            else:  # 영, 규칙
+                label = f"{act} 시행령" if raw == "영" else f"{act} 시행규칙"
+            return label, index.doc_for(label)
+        if carried and self.carried_doc is not None:
+            return self.carried_law, self.carried_doc
+        bare = _BARE_LAW.search(before)
+        if bare and not bare.group(1).endswith(("이법", "이영")) and norm_name(bare.group(1)) != norm_name(self.name):
+            self.last_explicit = bare.group(1)
+            return bare.group(1), index.doc_for(bare.group(1))
+        return self.name, self.chunk.doc_id
+
+    def cite(self, g: dict, citation: str, carried: bool, is_range: bool, before: str) -> None:
+        """An article citation (with its law, paragraph and item), and the articles a range spans."""
+        chunk = self.chunk
+        law_label, doc_id = self.law_of(g, carried, before)
         if g["art"]:
             art = g["art"] + (f"의{g['br']}" if g["br"] else "")
         else:
             rel = re.sub(r"\s", "", g["rel_art"])
             if rel == "전조":
-                art = _previous_article(index, chunk.doc_id, chunk.article)
-                doc_id, law_label = chunk.doc_id, name
+                art = _previous_article(self.index, chunk.doc_id, chunk.article)
+                doc_id, law_label = chunk.doc_id, self.name
             elif rel == "이조":
-                art, doc_id, law_label = chunk.article, chunk.doc_id, name
+                art, doc_id, law_label = chunk.article, chunk.doc_id, self.name
             else:  # 같은 조 / 동조
-                art = carried_art or chunk.article
-                doc_id, law_label = carried_doc or chunk.doc_id, carried_law or name
+                art = self.carried_art or chunk.article
+                doc_id, law_label = self.carried_doc or chunk.doc_id, self.carried_law or self.name
         if g["para"]:
             para: int | None = int(g["para"])
         elif g["rel_para"]:
-            rel = re.sub(r"\s", "", g["rel_para"])
-            para = (chunk.paragraph - 1 if chunk.paragraph else None) if rel == "전항" else carried_para
+            para = self.previous_paragraph(re.sub(r"\s", "", g["rel_para"]))
         else:
             para = None
         item = g["item"] + (f"의{g['ibr']}" if g["ibr"] else "") if g["item"] else None
-        if is_range and g["art"] and not g["br"] and prev_art_num is not None and doc_id == carried_doc:
+        if is_range and g["art"] and not g["br"] and self.prev_art_num is not None and doc_id == self.carried_doc:
             end = int(g["art"])
-            if 0 < end - prev_art_num <= 30:
-                for k in range(prev_art_num + 1, end):
-                    add(doc_id, law_label, str(k), None, None, m.group(0))
-        add(doc_id, law_label, art, para, item, m.group(0))
-        carried_law, carried_doc, carried_art, carried_para = law_label, doc_id, art, para
-        prev_art_num = int(g["art"]) if g["art"] and not g["br"] else None
+            if 0 < end - self.prev_art_num <= 30:
+                for k in range(self.prev_art_num + 1, end):
+                    self.add(doc_id, law_label, str(k), None, None, citation)
+        self.add(doc_id, law_label, art, para, item, citation)
+        self.carried_law, self.carried_doc, self.carried_art, self.carried_para = law_label, doc_id, art, para
+        self.prev_art_num = int(g["art"]) if g["art"] and not g["br"] else None
+
+
+def chunk_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEdge]:
+    """Edges from one statute chunk to the provisions its text cites."""
+    text = chunk.text
+    walker = _CitationWalker(chunk, index, stats)
+    last_end = -1
+    for m in CITATION_RE.finditer(text):
+        gap = text[last_end:m.start()] if last_end >= 0 else None
+        continues = gap is not None and bool(_LIST_GAP.match(gap))
+        is_range = gap is not None and bool(_RANGE_GAP.match(gap))
+        if m.group("solo"):
+            walker.solo(m.groupdict(), m.group(0), continues or is_range)
+        else:
+            walker.cite(m.groupdict(), m.group(0), continues or is_range, is_range, text[max(0, m.start() - 45):m.start()])
         last_end = m.end()
-    return list(edges.values())
+    return list(walker.edges.values())
 
 
 def precedent_refs(chunk: Chunk, index: RefIndex, stats: RefStats) -> list[RefEdge]:

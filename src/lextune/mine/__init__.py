@@ -149,6 +149,8 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
     summary.resumed = len(done)
     todo = [q for q in queries if q not in done]
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if progress:
+        progress(0, len(todo))  # the start: rates count from here
     with open(partial, "a", encoding="utf-8") as sink:
         for b in range(0, len(todo), config.batch_size):
             batch = {q: queries[q] for q in todo[b : b + config.batch_size]}

@@ -76,5 +76,8 @@ class Candidates:
                 return list(self.reranker.score([(text, x) for x in texts]))
             if self.config.scorer == "bm25":
                 return self.index.bm25.score_ids(text, ids)
-            vecs = np.stack([self.dense.index.reconstruct(self.dense_pos[d]) for d in ids])
+            vecs = self.dense.vectors([self.dense_pos[d] for d in ids])
+            if vecs is None:
+                raise ConfigError("scorer 'dense' needs the index's stored vectors; this IVF index cannot give them "
+                                  "back: rebuild it as flat or hnsw, or use scorer: bm25 or reranker")
             return (vecs @ self.qvec_of[qid]).tolist()

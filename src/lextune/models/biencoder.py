@@ -87,6 +87,8 @@ class BiEncoder:
         self.truncated = {"query": 0, "passage": 0}
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {list(BACKENDS)}, not {backend!r}")
+        self._query: BiEncoder | None = None  # set before the ONNX runner asks for the fingerprint
+        self.query_model_info: dict | None = None
         self._onnx = None
         if backend == "auto":
             from lextune.models.onnx import auto_runner
@@ -98,7 +100,6 @@ class BiEncoder:
 
             self._onnx = OnnxRunner(self, backend)
         self.backend: Backend = backend
-        self._query: BiEncoder | None = None
         if query_model is not None:
             self._attach_query_model(query_model)
 
@@ -122,6 +123,11 @@ class BiEncoder:
         self._query = student
         self.query_model_info = {"spec": student.spec, "layers": info.get("layers"),
                                  "teacher_layers": info.get("teacher_layers")}
+
+    @property
+    def has_query_model(self) -> bool:
+        """Whether queries go through a distilled query encoder (``query_model``) instead of this model."""
+        return self._query is not None
 
     def _drop_normalize_module(self) -> None:
         """normalize=False must give raw pooled vectors even when the folder ends in a Normalize module."""
@@ -200,7 +206,7 @@ class BiEncoder:
             "long_passages": self.long_passages,
             "dimension": self.get_embedding_dimension(),
             "backend": getattr(self, "backend", "torch"),
-            **({"query_model": self.query_model_info} if getattr(self, "_query", None) else {}),
+            **({"query_model": self.query_model_info} if self.has_query_model else {}),
         }
 
     # -- encoding ----------------------------------------------------------------------------

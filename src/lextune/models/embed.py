@@ -75,6 +75,44 @@ def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
         np.savez(tmp, **arrays)
 
 
+def _encode_parts(encoder, parts: list[list[str]], parts_dir: Path, side: Side, dim: int, batch_size: int,
+                  bar) -> tuple[list[np.ndarray], int, int]:
+    """Each part's vectors: read back when a finished part file is on disk, else encoded and saved atomically.
+    Returns the parts' arrays and how many were resumed and encoded."""
+    chunks: list[np.ndarray] = []
+    resumed = encoded = 0
+    for p, batch in enumerate(parts):
+        part_file = parts_dir / f"part-{p:05d}.npy"
+        if part_file.is_file():
+            arr = np.load(part_file)
+            if arr.shape == (len(batch), dim):
+                chunks.append(arr)
+                resumed += 1
+                bar.advance(len(batch))
+                continue
+        if side == "query":
+            arr = encoder.encode_queries(batch, batch_size=batch_size)
+        else:
+            arr = encoder.encode_passages(batch, batch_size=batch_size)
+        _save_npy_atomic(part_file, arr.astype(np.float32))
+        chunks.append(arr)
+        encoded += 1
+        bar.advance(len(batch))
+    return chunks, resumed, encoded
+
+
+def _write_embeddings(out_dir: Path, prefix: str, out_format: OutFormat, ids: np.ndarray, emb: np.ndarray) -> list[str]:
+    """``PREFIX.npz`` (ids, embeddings) or ``PREFIX_ids.npy`` + ``PREFIX_embeds.npy``, atomically; their names."""
+    if out_format == "npz":
+        _save_npz_atomic(out_dir / f"{prefix}.npz", ids=ids, embeddings=emb)
+        return [f"{prefix}.npz"]
+    files = []
+    for name, arr in ((f"{prefix}_ids.npy", ids), (f"{prefix}_embeds.npy", emb)):
+        _save_npy_atomic(out_dir / name, arr)
+        files.append(name)
+    return files
+
+
 def embed_file(
     model,
     input_path: str | Path,
@@ -116,48 +154,19 @@ def embed_file(
     parts_dir.mkdir(parents=True, exist_ok=True)
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    n_parts = (len(order) + part_size - 1) // part_size
     dim = encoder.get_embedding_dimension()
-    resumed = encoded = 0
     truncated_before = encoder.truncated[side]
     bar = _progress(progress, len(order), f"embedding {side}s")
-    chunks: list[np.ndarray] = []
     try:
-        for p in range(n_parts):
-            part_file = parts_dir / f"part-{p:05d}.npy"
-            rows = order[p * part_size : (p + 1) * part_size]
-            if part_file.is_file():
-                arr = np.load(part_file)
-                if arr.shape == (len(rows), dim):
-                    chunks.append(arr)
-                    resumed += 1
-                    bar.advance(len(rows))
-                    continue
-            batch = [texts[i] for i in rows]
-            if side == "query":
-                arr = encoder.encode_queries(batch, batch_size=batch_size)
-            else:
-                arr = encoder.encode_passages(batch, batch_size=batch_size)
-            _save_npy_atomic(part_file, arr.astype(np.float32))
-            chunks.append(arr)
-            encoded += 1
-            bar.advance(len(rows))
+        chunks, resumed, encoded = _encode_parts(encoder, [[texts[i] for i in order[p : p + part_size]]
+                                                           for p in range(0, len(order), part_size)],
+                                                 parts_dir, side, dim, batch_size, bar)
     finally:
         bar.close()
-
     emb = np.zeros((len(texts), dim), dtype=np.float32)
     if chunks:
         emb[np.asarray(order)] = np.concatenate(chunks)
-    id_arr = np.asarray(ids, dtype=str)
-    files: list[str] = []
-    if out_format == "npz":
-        target = out_dir / f"{prefix}.npz"
-        _save_npz_atomic(target, ids=id_arr, embeddings=emb)
-        files.append(target.name)
-    else:
-        for name, arr in ((f"{prefix}_ids.npy", id_arr), (f"{prefix}_embeds.npy", emb)):
-            _save_npy_atomic(out_dir / name, arr)
-            files.append(name)
+    files = _write_embeddings(out_dir, prefix, out_format, np.asarray(ids, dtype=str), emb)
     result = EmbedResult(
         rows=len(texts), dimension=dim, files=files, skipped=report.skipped, skip_reasons=report.reasons,
         duplicate_ids=dup, resumed_parts=resumed, encoded_parts=encoded,

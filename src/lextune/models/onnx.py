@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -26,10 +26,19 @@ from lextune.errors import ConfigError, MissingExtraError
 from lextune.extras import optional_import
 from lextune.models.bundled import lextune_home
 
-if TYPE_CHECKING:
-    from lextune.models.biencoder import BiEncoder
-
 log = logging.getLogger(__name__)
+
+
+class BiEncoder(Protocol):
+    """What this module needs of :class:`lextune.models.biencoder.BiEncoder` (named here, not imported: the
+    bi-encoder imports this module, never the other way round)."""
+
+    model: Any  # a SentenceTransformer
+    spec: str
+    device: str
+    resolved: Any  # lextune.models.resolve.ResolvedModel
+
+    def fingerprint(self) -> str: ...
 
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")

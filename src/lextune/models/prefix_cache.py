@@ -98,6 +98,26 @@ def _fingerprint(hf, bottom: list) -> str:
     return h.hexdigest()
 
 
+def _bottom_states(hf, bottom_layers: list, ids, mask, kw: dict):
+    """Hidden states after the embeddings and ``bottom_layers`` for ``ids``, computed in eval mode without
+    gradients (what the cache stores; the modules' training modes are restored)."""
+    import torch
+
+    bottom = [hf.embeddings, *bottom_layers]
+    modes = [m.training for m in bottom]
+    try:
+        for m in bottom:
+            m.eval()
+        with torch.no_grad():
+            h = hf.embeddings(input_ids=ids)
+            for layer in bottom_layers:
+                h = layer(h, mask, None, **kw)
+    finally:
+        for m, mode in zip(bottom, modes, strict=True):
+            m.train(mode)
+    return h
+
+
 @contextmanager
 def attach(hf) -> Iterator[None]:
     """While a cache is active, run ``hf``'s shared bottom layers through it (a no-op otherwise, or for a
@@ -156,17 +176,7 @@ def attach(hf) -> Iterator[None]:
             sub_mask = attention_mask
             if attention_mask is not None and attention_mask.shape[0] == len(keys):
                 sub_mask = attention_mask[miss]
-            modes = [m.training for m in bottom]
-            try:
-                for m in bottom:
-                    m.eval()
-                with torch.no_grad():
-                    h = hf.embeddings(input_ids=ids[miss])
-                    for layer in layers[:n_bottom]:
-                        h = layer(h, sub_mask, None, **kw)
-            finally:
-                for m, mode in zip(bottom, modes, strict=True):
-                    m.train(mode)
+            h = _bottom_states(hf, layers[:n_bottom], ids[miss], sub_mask, kw)
             for j, b in enumerate(miss):
                 found[b] = h[j, : lengths[b]].detach().clone()
                 cache.put(keys[b], found[b])

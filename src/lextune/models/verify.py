@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from lextune.ingest.lawgo import iter_law_json_paragraph_texts
 
 
 @dataclass
@@ -31,14 +28,6 @@ class ParityReport:
         return self.token_share >= token_share and all(
             c["mean"] >= mean_cos and c["min"] >= min_cos for c in self.cosine.values()
         )
-
-
-def law_paragraphs(folder: str | Path) -> list[str]:
-    """Every paragraph text of the law.go.kr JSON statutes in ``folder`` (sorted by file name)."""
-    texts: list[str] = []
-    for path in sorted(Path(folder).glob("*.json")):
-        texts.extend(t for t in iter_law_json_paragraph_texts(path) if t.strip())
-    return texts
 
 
 def check_parity(texts: list[str], *, n_embed: int = 500, sides: tuple[str, ...] = ("query", "passage"),

@@ -56,7 +56,7 @@ def blend_gain_p(qrels, first: Run, reranked: Run, weight: float, k: int) -> flo
     return 1.0 if p is None else p
 
 
-def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None) -> list[str]:
+def stable_sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None) -> list[str]:
     """A stable sample: the first ``n`` query ids in hash order (all of them, hash-ordered, for None).
     With ``groups`` (query id -> generator) the groups take turns, each in hash order, until ``n``."""
     ordered = sorted(qids, key=lambda q: hashlib.sha1(q.encode()).hexdigest())
@@ -70,9 +70,9 @@ def _sample(qids: list[str], n: int | None, groups: dict[str, str] | None = None
     return out[:n]
 
 
-def _dataset_sample(ds_cfg, ds, qids: list[str]) -> list[str]:
+def dataset_sample(ds_cfg, ds, qids: list[str]) -> list[str]:
     """The queries of ``ds`` that ``ds_cfg`` evaluates (all, or its stable, maybe stratified, sample)."""
-    return _sample(qids, ds_cfg.max_queries, ds.generators() if ds_cfg.stratify else None)
+    return stable_sample(qids, ds_cfg.max_queries, ds.generators() if ds_cfg.stratify else None)
 
 
 def by_generator(result, generators: dict[str, str]) -> dict:
@@ -139,7 +139,7 @@ def compare(ctx) -> dict:
                 pipelines = {n: build_pipeline(index, c, resources) for n, c in systems.items()}
             queries = {q: t for q, t in ds.queries.items() if q in ds.qrels}
             if ds_cfg.max_queries and len(queries) > ds_cfg.max_queries:
-                queries = {q: queries[q] for q in sorted(_dataset_sample(ds_cfg, ds, list(queries)))}
+                queries = {q: queries[q] for q in sorted(dataset_sample(ds_cfg, ds, list(queries)))}
                 ds.queries, ds.qrels = queries, {q: ds.qrels[q] for q in queries}
             for n, p in pipelines.items():
                 if p.reranks:

@@ -47,7 +47,7 @@ class Validation:
 
 def validation_set(ctx, taken: set[str]) -> Validation | None:
     """The queries that judge the candidates (``taken``: synthetic queries an eval dataset scores, never used)."""
-    from lextune.pipeline.compare import _sample
+    from lextune.pipeline.compare import stable_sample
     from lextune.runs import load_beir
 
     cfg = ctx.config
@@ -60,7 +60,7 @@ def validation_set(ctx, taken: set[str]) -> Validation | None:
     judged = [q for q in ds.queries if ds.qrels.get(q) and q not in taken]
     precedent = [q for q in judged if generators.get(q) == "precedents"]
     source, pool = ("precedent", precedent) if precedent else ("synthetic", judged)
-    qids = _sample(pool, cfg.eval.weight_queries, None if precedent else generators)
+    qids = stable_sample(pool, cfg.eval.weight_queries, None if precedent else generators)
     if not qids:
         return None
     queries = {q: ds.queries[q] for q in sorted(qids)}
@@ -103,7 +103,7 @@ def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
     """Judge the candidates on the validation queries, choose the reranker's blend weight there, write
     ``recommended.yaml``; returns the evidence and the best first stage with the reranker (name -> pipeline,
     empty without a reranker), the row the run's tables add."""
-    from lextune.pipeline.compare import _dataset_sample, blend_gain_p, choose_rerank_weight
+    from lextune.pipeline.compare import blend_gain_p, choose_rerank_weight, dataset_sample
 
     cfg = ctx.config.eval
     taken: set[str] = set()
@@ -112,7 +112,7 @@ def recommend(ctx, index, resources) -> tuple[dict, dict[str, PipelineConfig]]:
 
         ds = load_beir(ctx.dir("synth"), split="dev")
         judged = [q for q in ds.queries if ds.qrels.get(q)]
-        taken = {q for d in cfg.datasets if d.path is None for q in _dataset_sample(d, ds, judged)}
+        taken = {q for d in cfg.datasets if d.path is None for q in dataset_sample(d, ds, judged)}
     val = validation_set(ctx, taken)
     if val is None:
         ctx.say("eval", "no validation queries: recommending BM25 alone")

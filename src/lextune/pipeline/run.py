@@ -139,8 +139,11 @@ def _mine(ctx: RunContext) -> dict:
     out = ctx.dir("mine")
     out.mkdir(parents=True, exist_ok=True)
     refs = ctx.dir("ingest") / "refs.jsonl"
+    from lextune.progress import every
+
     return mine(ctx.dir("synth"), ctx.dir("index"), out / "train.jsonl", ctx.config.mine,
-                refs=refs if refs.is_file() else None).to_dict()
+                refs=refs if refs.is_file() else None,
+                progress=every(60, lambda m: ctx.say("mine", m), "mining queries")).to_dict()
 
 
 def biencoder_config(ctx: RunContext, **overrides):
@@ -158,7 +161,7 @@ def _train_biencoder(ctx: RunContext) -> dict:
     from lextune.train.biencoder import train_biencoder
 
     cfg = biencoder_config(ctx)
-    s = train_biencoder(cfg)
+    s = train_biencoder(cfg, progress=lambda m: ctx.say("train_biencoder", m))
     return {k: v for k, v in s.items() if k != "loss_history"}
 
 
@@ -174,7 +177,7 @@ def _train_reranker(ctx: RunContext) -> dict:
                                               "train_file": str(ctx.dir("mine") / "train.jsonl"),
                                               "corpus": str(ctx.dir("index")),
                                               "output_dir": str(ctx.dir("train_reranker") / "model")})
-    return train_reranker(cfg)
+    return train_reranker(cfg, progress=lambda m: ctx.say("train_reranker", m))
 
 
 def _eval(ctx: RunContext) -> dict:

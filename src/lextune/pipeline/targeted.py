@@ -118,7 +118,7 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
     say(f"{len(cases)} failures -> {len(records)} new records + {len(replay)} replayed; continuing training")
     tcfg = train_config.model_copy(update={"base_model": str(model), "train_file": str(data_file),
                                            "output_dir": str(out_dir / "model"), "eval": None, **cfg.train})
-    train_summary = train_biencoder(type(train_config).model_validate(tcfg.model_dump()))
+    train_summary = train_biencoder(type(train_config).model_validate(tcfg.model_dump()), progress=progress)
     say("judging before/after on the check split")
     after = drop_ignored(dense_run(str(out_dir / "model")), ignore)
     report: dict = {"validation_queries": len(judged), "select_queries": len(select), "check_queries": len(check),

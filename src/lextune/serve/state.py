@@ -33,7 +33,7 @@ class ServiceState:
 
             self.index = LexIndex.load(config.index)
         self.encoder = encoder
-        if encoder is not None and config.query_model and getattr(encoder, "_query", None) is None:
+        if encoder is not None and config.query_model and not getattr(encoder, "has_query_model", False):
             raise ConfigError("config.query_model is set but the encoder handed in has none: build it as "
                               "BiEncoder(spec, query_model=...)")
         if self.encoder is None:

@@ -91,6 +91,58 @@ def _round_trip(chunks, k: int):
     return check
 
 
+def _generate(config: SynthConfig, all_chunks: list, pool: list, edges: list, rng: random.Random,
+              summary: SynthSummary, out_dir: Path,
+              progress: Callable[[str, int, int], None] | None) -> tuple[list[SynthQuery], object | None]:
+    """Every configured generator's queries (counted per generator), and the LLM generator if one ran."""
+    queries: list[SynthQuery] = []
+    llm_gen = None
+    for name in config.generators:
+        if name == "llm":
+            if config.llm is None:
+                raise ConfigError("generator 'llm' needs an llm section (base_url, model, api_key_env)")
+            from lextune.synth.llm import LLMQueryGenerator, check_config
+
+            check_config(config.llm)
+            out_cache = out_dir.parent / f".{out_dir.name}.llm-cache.jsonl"
+            llm_gen = LLMQueryGenerator(config.llm, cache_path=out_cache)
+            made = llm_gen.generate(pool, progress=(lambda d, t: progress("llm", d, t)) if progress else None)
+        else:
+            # An article's title or a cited provision has positives outside a sampled pool too.
+            whole = name in WHOLE_CORPUS
+            made = list(GENERATORS[name](all_chunks if whole else pool, rng, edges=edges,
+                                         remove_prob=config.ict_remove_prob, precedents=config.precedents,
+                                         report=summary.precedents))
+            if whole:
+                wanted = {c.id for c in pool}
+                made = [q for q in made if any(p in wanted for p in q.positives)]
+        summary.generated[name] += len(made)
+        queries.extend(made)
+    return queries, llm_gen
+
+
+def _write_beir(folder: Path, all_chunks: list, kept: list[SynthQuery], dev_docs: set[str],
+                splits: dict[str, list[SynthQuery]]) -> None:
+    """corpus.jsonl, queries.jsonl (with generator, split, metadata) and qrels/<split>.tsv into ``folder``."""
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for c in all_chunks:
+            f.write(json.dumps({"_id": c.id, "title": c.title, "text": c.text}, ensure_ascii=False) + "\n")
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
+        for q in kept:
+            f.write(json.dumps({"_id": q.id, "text": q.text, "generator": q.generator, "version": q.version,
+                                "source_doc": q.source_doc, "positives": q.positives,
+                                "split": "dev" if q.source_doc in dev_docs else "train",
+                                "metadata": q.metadata, **({"ignore": q.ignore} if q.ignore else {})},
+                               ensure_ascii=False) + "\n")
+    (folder / "qrels").mkdir()
+    for split, rows in splits.items():
+        with open(folder / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for q in rows:
+                for p in q.positives:
+                    f.write(f"{q.id}\t{p}\t1\n")
+
+
 def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | None = None,
           progress: Callable[[str, int, int], None] | None = None) -> SynthSummary:
     """Generate, filter and split synthetic queries for the chunks of an ingest folder."""
@@ -116,29 +168,7 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
     if wants_precedents and not config.precedents:
         raise ConfigError(f"generator {sorted(wants_precedents)[0]!r} needs court decisions: "
                           "--precedents FILE (or synth.precedents: [...] in YAML)")
-    queries: list[SynthQuery] = []
-    llm_gen = None
-    for name in config.generators:
-        if name == "llm":
-            if config.llm is None:
-                raise ConfigError("generator 'llm' needs an llm section (base_url, model, api_key_env)")
-            from lextune.synth.llm import LLMQueryGenerator, check_config
-
-            check_config(config.llm)
-            out_cache = Path(out_dir).parent / f".{Path(out_dir).name}.llm-cache.jsonl"
-            llm_gen = LLMQueryGenerator(config.llm, cache_path=out_cache)
-            made = llm_gen.generate(pool, progress=(lambda d, t: progress("llm", d, t)) if progress else None)
-        else:
-            # An article's title or a cited provision has positives outside a sampled pool too.
-            whole = name in WHOLE_CORPUS
-            made = list(GENERATORS[name](all_chunks if whole else pool, rng, edges=edges,
-                                         remove_prob=config.ict_remove_prob, precedents=config.precedents,
-                                         report=summary.precedents))
-            if whole:
-                wanted = {c.id for c in pool}
-                made = [q for q in made if any(p in wanted for p in q.positives)]
-        summary.generated[name] += len(made)
-        queries.extend(made)
+    queries, llm_gen = _generate(config, all_chunks, pool, edges, rng, summary, Path(out_dir), progress)
     passages = {c.id: c.contents for c in all_chunks}
     checker = _round_trip(all_chunks, config.round_trip_k) if config.round_trip else None
     kept, stats = filter_queries(queries, passages, min_chars=config.min_chars, max_chars=config.max_chars,
@@ -157,23 +187,7 @@ def synth(chunks_dir: str | Path, out_dir: str | Path, config: SynthConfig | Non
         summary.llm = {**asdict(llm_gen.stats), "cost": llm_gen.stats.cost(config.llm)}  # type: ignore[arg-type]
         llm_gen.close()
     with atomic_dir(out_dir, overwrite=True) as tmp:
-        with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as f:
-            for c in all_chunks:
-                f.write(json.dumps({"_id": c.id, "title": c.title, "text": c.text}, ensure_ascii=False) + "\n")
-        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
-            for q in kept:
-                f.write(json.dumps({"_id": q.id, "text": q.text, "generator": q.generator, "version": q.version,
-                                    "source_doc": q.source_doc, "positives": q.positives,
-                                    "split": "dev" if q.source_doc in dev_docs else "train",
-                                    "metadata": q.metadata, **({"ignore": q.ignore} if q.ignore else {})},
-                                   ensure_ascii=False) + "\n")
-        (tmp / "qrels").mkdir()
-        for split, rows in (("train", train), ("dev", dev)):
-            with open(tmp / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
-                f.write("query-id\tcorpus-id\tscore\n")
-                for q in rows:
-                    for p in q.positives:
-                        f.write(f"{q.id}\t{p}\t1\n")
+        _write_beir(tmp, all_chunks, kept, dev_docs, {"train": train, "dev": dev})
         save_config(config, tmp / "config.yaml")
         summary.seconds = time.perf_counter() - start
         inputs = {str(chunks_path): file_sha256(chunks_path)}

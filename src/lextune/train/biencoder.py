@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -104,24 +105,21 @@ class BiEncoderTrainConfig(BaseModel):
         return fill_recipe(data, BIENCODER_RECIPES)
 
 
-def _load_texts(corpus: str) -> dict[str, str]:
-    p = Path(corpus)
-    if (p / "docs.jsonl").is_file():
-        out = {}
-        with open(p / "docs.jsonl", encoding="utf-8") as f:
-            for line in f:
-                d = json.loads(line)
-                out[d["id"]] = d["contents"]
-        return out
+def load_texts(corpus: str | Path) -> dict[str, str]:
+    """Passage texts by id from an index folder or an ingest (chunks) folder: what training examples point at."""
+    from lextune.index.lexindex import is_index_folder, read_docs
+
+    if is_index_folder(corpus):
+        return {i: d["contents"] for i, d in read_docs(corpus).items()}
     from lextune.ingest import read_chunks
 
-    return {c.id: c.contents for c in read_chunks(p)}
+    return {c.id: c.contents for c in read_chunks(Path(corpus))}
 
 
 def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None):
     """Rows (anchor, positive, negative_1..n) from the mined records; texts resolved from the corpus."""
     Dataset = optional_import("datasets", "train", "training").Dataset  # noqa: N806
-    texts = texts if texts is not None else _load_texts(cfg.corpus)
+    texts = texts if texts is not None else load_texts(cfg.corpus)
     rng = random.Random(cfg.seed)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     for i in range(cfg.n_negatives):
@@ -230,7 +228,7 @@ def load_trainable(cfg: BiEncoderTrainConfig):
         for p in hf.get_input_embeddings().parameters():
             p.requires_grad = False
     if cfg.train_layers and not cfg.lora:
-        _freeze_lower_layers(hf, cfg.train_layers)
+        freeze_lower_layers(hf, cfg.train_layers)
     if hasattr(hf.config, "attention_probs_dropout_prob"):
         hf.config.attention_probs_dropout_prob = cfg.attention_dropout
         for module in hf.modules():
@@ -244,7 +242,7 @@ def load_trainable(cfg: BiEncoderTrainConfig):
     return model, resolved
 
 
-def _freeze_lower_layers(hf, keep: int) -> None:
+def freeze_lower_layers(hf, keep: int) -> None:
     """Freeze all embeddings and every transformer layer below the top ``keep``."""
     layers = getattr(getattr(hf, "encoder", None), "layer", None)
     if layers is None:
@@ -267,20 +265,36 @@ def _keep_eval(module) -> None:
     module.train = types.MethodType(lambda self, mode=True: torch.nn.Module.train(self, False), module)
 
 
-def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
-    """Train, save atomically into ``output_dir`` and return the run's summary."""
-    optional_import("sentence_transformers", "train", "training")
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+def _training_args(cfg: BiEncoderTrainConfig, ckpt_dir: Path, prompts: dict[str, str], disable_tqdm: bool):
+    from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, bf16=cfg.bf16, seed=cfg.seed, save_total_limit=2,
+        logging_steps=cfg.logging_steps, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts,
+        activation_checkpointing=cfg.gradient_checkpointing, report_to="none", dataloader_drop_last=False,
+        use_cpu=(cfg.device == "cpu"), disable_tqdm=disable_tqdm,
+        **({"save_steps": cfg.save_steps} | _eval_args(cfg)),
+    )
+
+
+def train_biencoder(cfg: BiEncoderTrainConfig, progress: Callable[[str], None] | None = None) -> dict:
+    """Train, save atomically into ``output_dir`` and return the run's summary. Progress: tqdm on a terminal,
+    else a line a minute through ``progress`` (default: stderr)."""
+    optional_import("sentence_transformers", "train", "training")
+    from sentence_transformers import SentenceTransformerTrainer
     from transformers import set_seed
 
     from lextune.models.prefix_cache import active, attach, recipe_cache
     from lextune.models.templates import template_from_prompts
+    from lextune.train.progress import training_progress
 
     start = time.perf_counter()
     set_seed(cfg.seed)  # new weights (LoRA matrices) come from the seed: a rerun gives the same model
     model, resolved = load_trainable(cfg)
-    texts = _load_texts(cfg.corpus)
+    texts = load_texts(cfg.corpus)
     dataset, skipped = build_dataset(cfg, texts)
     template = template_from_prompts(getattr(model, "prompts", None))
     evaluator = build_evaluator(cfg, texts, template) if cfg.eval else None
@@ -288,16 +302,9 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     prompts.update({f"negative_{i + 1}": template.passage for i in range(cfg.n_negatives)})
     out = Path(cfg.output_dir)
     ckpt_dir = out.with_name(f".{out.name}.checkpoints")
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, bf16=cfg.bf16, seed=cfg.seed, save_total_limit=2,
-        logging_steps=cfg.logging_steps, batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=prompts,
-        activation_checkpointing=cfg.gradient_checkpointing, report_to="none", dataloader_drop_last=False,
-        use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
-        **({"save_steps": cfg.save_steps} | _eval_args(cfg)),
-    )
-    callbacks = [no_final_checkpoint()]
+    disable_tqdm, callbacks = training_progress(cfg.progress, progress)
+    args = _training_args(cfg, ckpt_dir, prompts, disable_tqdm)
+    callbacks.append(no_final_checkpoint())
     if cfg.eval and cfg.eval.patience:
         from transformers import EarlyStoppingCallback
 
@@ -318,7 +325,7 @@ def train_biencoder(cfg: BiEncoderTrainConfig) -> dict:
     summary = {"examples": len(dataset), "skipped_records": skipped, "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
                "samples_per_second": result.metrics.get("train_samples_per_second"), "loss_history": history,
-               "resumed": bool(resume), "peak_rss_gb": _peak_rss_gb()}
+               "resumed": bool(resume), "peak_rss_gb": peak_rss_gb()}
     if evaluator is not None and after is not None:
         summary["validation"] = {"before_ndcg@10": before.get(VAL_METRIC) if before else None,
                                  "after_ndcg@10": after.get(VAL_METRIC), "history": evals,
@@ -414,7 +421,7 @@ def _best_step(trainer) -> int | None:
     return int(ckpt.rsplit("-", 1)[1]) if ckpt else None
 
 
-def _peak_rss_gb() -> float:
+def peak_rss_gb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024

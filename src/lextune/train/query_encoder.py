@@ -16,10 +16,10 @@ once and cached by teacher and texts, so a killed run resumes without re-encodin
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -250,22 +250,17 @@ def _passage_vectors(cfg: QueryEncoderConfig, teacher, corpus: list[str]) -> np.
     the corpus is an index whose dense part the teacher built (nothing to encode), else encoded (through
     lextune's embedding cache)."""
     from lextune.index.dense import encode_passages_cached
+    from lextune.index.lexindex import stored_dense
 
     rng = random.Random(cfg.seed)
-    dense = Path(cfg.corpus or "") / "dense"
-    if (dense / "model.json").is_file():
-        info = json.loads((dense / "model.json").read_text(encoding="utf-8"))
-        if info.get("fingerprint") == teacher.fingerprint():
-            from lextune.index.dense import DenseIndex
-
-            index = DenseIndex.load(dense).index
-            rows = list(range(index.ntotal))
-            if len(rows) > cfg.max_passages:
-                rows = sorted(rng.sample(rows, cfg.max_passages))
-            try:
-                return np.stack([index.reconstruct(i) for i in rows]).astype(np.float32)
-            except RuntimeError:  # an IVF index without a direct map: encode instead
-                pass
+    stored = stored_dense(cfg.corpus, teacher.fingerprint()) if cfg.corpus else None
+    if stored is not None:
+        rows = list(range(len(stored.ids)))
+        if len(rows) > cfg.max_passages:
+            rows = sorted(rng.sample(rows, cfg.max_passages))
+        vecs = stored.vectors(rows)
+        if vecs is not None:  # else an IVF index without a direct map: encode instead
+            return vecs
     texts = corpus
     if len(texts) > cfg.max_passages:
         texts = rng.sample(texts, cfg.max_passages)
@@ -289,34 +284,10 @@ def _agreement(model, texts: list[str], targets: np.ndarray, prompt: str, passag
     return out
 
 
-def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
-    """Train a ``cfg.layers``-layer query encoder on the teacher's query vectors; save it atomically into
-    ``output_dir`` (a sentence-transformers folder whose meta.json names the teacher) and return the summary."""
-    optional_import("datasets", "train", "distillation")
-    optional_import("sentence_transformers", "train", "distillation")
+def _student(cfg: QueryEncoderConfig, teacher, keep: list[int]):
+    """The teacher cut to its ``keep`` layers, with the config's sequence length, frozen embeddings and dropout."""
     import torch
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
 
-    from lextune.models.biencoder import BiEncoder
-    from lextune.train.biencoder import _load_texts, no_final_checkpoint, resume_point
-
-    start = time.perf_counter()
-    teacher = BiEncoder(cfg.teacher, device=cfg.device, backend=cfg.teacher_backend)
-    if teacher.resolved.adapter:
-        raise ConfigError(f"{cfg.teacher} is a PEFT adapter: merge it first (lextune models merge)")
-    out = Path(cfg.output_dir)
-    work = out.with_name(f".{out.name}.checkpoints")
-    corpus = list(_load_texts(cfg.corpus).values()) if cfg.corpus else []
-    texts = training_texts(cfg, corpus)
-    targets = _teacher_targets(cfg, teacher, texts)
-    n_val = int(len(texts) * cfg.validation_fraction)
-    val_texts, val_targets = texts[:n_val], targets[:n_val]
-    train_texts, train_targets = texts[n_val:], targets[n_val:]
-
-    n_layers = teacher.model[0].auto_model.config.num_hidden_layers
-    keep = keep_layers(n_layers, cfg.layers, cfg.layer_choice)
     student = make_student(teacher.resolved.load_path, keep, device=cfg.device)
     student.max_seq_length = min(cfg.max_seq_length, teacher.query_max_seq_length)
     if cfg.freeze_embeddings:
@@ -325,27 +296,66 @@ def distill_query_encoder(cfg: QueryEncoderConfig) -> dict:
     for module in student[0].auto_model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = cfg.dropout
-    prompt = teacher.template.query
-    passages = _passage_vectors(cfg, teacher, corpus) if cfg.corpus else None
+    return student
+
+
+def _distill_loss(cfg: QueryEncoderConfig, student, passages: np.ndarray | None):
+    """The objective: the teacher's ranking of the corpus passages (``ranking``) or its vectors (``vector``)."""
     if cfg.objective == "ranking":
-        if not cfg.corpus:
+        if passages is None:
             raise ConfigError("objective 'ranking' needs the corpus (an index or ingest folder) whose passages "
                               "the student will search; or set objective: vector")
-        loss = ranking_distill_loss(student, passages, cfg.temperature, cfg.vector_weight, cfg.distance)
-    else:
-        loss = EmbedDistillLoss(student, distance_metric=cfg.distance)
+        return ranking_distill_loss(student, passages, cfg.temperature, cfg.vector_weight, cfg.distance)
+    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
+
+    return EmbedDistillLoss(student, distance_metric=cfg.distance)
+
+
+def distill_query_encoder(cfg: QueryEncoderConfig, progress: Callable[[str], None] | None = None) -> dict:
+    """Train a ``cfg.layers``-layer query encoder on the teacher's query vectors; save it atomically into
+    ``output_dir`` (a sentence-transformers folder whose meta.json names the teacher) and return the summary.
+    Progress: tqdm on a terminal, else a line a minute through ``progress`` (default: stderr)."""
+    optional_import("datasets", "train", "distillation")
+    optional_import("sentence_transformers", "train", "distillation")
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from lextune.models.biencoder import BiEncoder
+    from lextune.train.biencoder import load_texts, no_final_checkpoint, resume_point
+    from lextune.train.progress import training_progress
+
+    start = time.perf_counter()
+    teacher = BiEncoder(cfg.teacher, device=cfg.device, backend=cfg.teacher_backend)
+    if teacher.resolved.adapter:
+        raise ConfigError(f"{cfg.teacher} is a PEFT adapter: merge it first (lextune models merge)")
+    out = Path(cfg.output_dir)
+    work = out.with_name(f".{out.name}.checkpoints")
+    corpus = list(load_texts(cfg.corpus).values()) if cfg.corpus else []
+    texts = training_texts(cfg, corpus)
+    targets = _teacher_targets(cfg, teacher, texts)
+    n_val = int(len(texts) * cfg.validation_fraction)
+    val_texts, val_targets = texts[:n_val], targets[:n_val]
+    train_texts, train_targets = texts[n_val:], targets[n_val:]
+
+    n_layers = teacher.model[0].auto_model.config.num_hidden_layers
+    keep = keep_layers(n_layers, cfg.layers, cfg.layer_choice)
+    student = _student(cfg, teacher, keep)
+    prompt = teacher.template.query
+    passages = _passage_vectors(cfg, teacher, corpus) if cfg.corpus else None
+    loss = _distill_loss(cfg, student, passages)
     before = _agreement(student, val_texts, val_targets, prompt, passages)
 
     dataset = Dataset.from_dict({"text": train_texts, "label": [v.tolist() for v in train_targets]})
+    disable_tqdm, callbacks = training_progress(cfg.progress, progress)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay, seed=cfg.seed, save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, prompts={"text": prompt}, report_to="none",
         batch_sampler=length_grouped_batches,
-        use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress)
+        use_cpu=(cfg.device == "cpu"), disable_tqdm=disable_tqdm)
     trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=dataset, loss=loss,
-                                         callbacks=[no_final_checkpoint()])
+                                         callbacks=[*callbacks, no_final_checkpoint()])
     resume = resume_point(work, cfg, list(cfg.queries))
     result = trainer.train(resume_from_checkpoint=resume)
     after = _agreement(student, val_texts, val_targets, prompt, passages)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,10 +23,10 @@ from lextune.errors import ConfigError
 from lextune.extras import optional_import
 from lextune.train.biencoder import (
     LoraSettings,
-    _freeze_lower_layers,
-    _load_texts,
-    _peak_rss_gb,
+    freeze_lower_layers,
+    load_texts,
     no_final_checkpoint,
+    peak_rss_gb,
     resume_point,
 )
 from lextune.train.recipes import RERANKER_RECIPES, RecipeName, fill_recipe
@@ -140,19 +141,21 @@ def load_cross_encoder(cfg: RerankerTrainConfig):
             for p in base.get_input_embeddings().parameters():
                 p.requires_grad = False
         if cfg.train_layers:
-            _freeze_lower_layers(base, cfg.train_layers)
+            freeze_lower_layers(base, cfg.train_layers)
     return model, resolved
 
 
-def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dict:
+def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False,
+                   progress: Callable[[str], None] | None = None) -> dict:
     """Train a reranker and save it (model folder, or adapter with its head) into ``output_dir``.
-    With ``keep_model`` the trained CrossEncoder is returned under ``summary["model"]`` (not saved)."""
+    With ``keep_model`` the trained CrossEncoder is returned under ``summary["model"]`` (not saved).
+    Progress: tqdm on a terminal, else a line a minute through ``progress`` (default: stderr)."""
     cross_encoder = optional_import("sentence_transformers.cross_encoder", "train", "training")
     CrossEncoderTrainer, CrossEncoderTrainingArguments = (cross_encoder.CrossEncoderTrainer,  # noqa: N806
                                                           cross_encoder.CrossEncoderTrainingArguments)
     ce_losses = cross_encoder.losses
     start = time.perf_counter()
-    texts = _load_texts(cfg.corpus)
+    texts = load_texts(cfg.corpus)
     with open(cfg.train_file, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     rows = [r for e in range(cfg.epochs) for r in epoch_rows(records, texts, cfg, e)]  # new negatives each epoch
@@ -160,27 +163,30 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False) -> dic
         raise ConfigError(f"{cfg.train_file}: no record with a positive and a negative in {cfg.corpus}")
     from transformers import set_seed
 
+    from lextune.train.progress import training_progress
+
     set_seed(cfg.seed)  # the classification head (and LoRA) start from the seed: a rerun gives the same model
     model, resolved = load_cross_encoder(cfg)
     loss = {"listwise": lambda m: ce_losses.ListNetLoss(m), "pairwise": lambda m: ce_losses.RankNetLoss(m),
             "pointwise": lambda m: ce_losses.BinaryCrossEntropyLoss(m)}[cfg.loss](model)
     out = Path(cfg.output_dir)
     ckpt_dir = out.with_name(f".{out.name}.checkpoints")
+    disable_tqdm, callbacks = training_progress(cfg.progress, progress)
     args = CrossEncoderTrainingArguments(
         output_dir=str(ckpt_dir), num_train_epochs=1, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
         logging_steps=cfg.logging_steps, report_to="none", save_steps=cfg.save_steps, save_total_limit=2,
-        bf16=cfg.bf16, use_cpu=(cfg.device == "cpu"), disable_tqdm=not cfg.progress,
+        bf16=cfg.bf16, use_cpu=(cfg.device == "cpu"), disable_tqdm=disable_tqdm,
     )
     # The epochs' rows are drawn from the seed, so a resumed run sees the same rows in the same order.
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=_dataset(rows, cfg.loss), loss=loss,
-                                  callbacks=[no_final_checkpoint()])
+                                  callbacks=[*callbacks, no_final_checkpoint()])
     resume = resume_point(ckpt_dir, cfg, [cfg.train_file])
     result = trainer.train(resume_from_checkpoint=resume)
     summary = {"rows": len(rows), "records": len(records), "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "seconds": time.perf_counter() - start,
                "samples_per_second": result.metrics.get("train_samples_per_second"), "resumed": bool(resume),
-               "peak_rss_gb": _peak_rss_gb()}
+               "peak_rss_gb": peak_rss_gb()}
     with atomic_dir(out, overwrite=True) as tmp:
         if cfg.lora:
             hf = model[0].auto_model if hasattr(model[0], "auto_model") else model.model
