@@ -93,6 +93,7 @@ def test_cli_mine(prepared):
                                    "-o", str(prepared / "cli.jsonl"), "--set", "n_negatives=2"])
     assert res.exit_code == 0, res.output
     assert "training records" in res.output and "dropped" in res.output
+    assert "mining queries: " in res.output  # not a terminal: progress as lines (done/total, rate)
     assert all(len(r["neg"]) <= 2 for r in _records(prepared / "cli.jsonl"))
 
 

@@ -22,3 +22,18 @@ def test_every_says_when_everything_was_cached():
     lines: list[str] = []
     progress.every(30, lines.append)(5, 5)
     assert lines == ["encoding: 5/5 (all cached)"]
+
+
+def test_training_shows_a_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
+    import sys
+
+    from lextune.train.progress import training_progress
+
+    assert training_progress(False) == (True, [])  # progress off: neither
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert training_progress(True) == (False, [])  # a terminal: tqdm's bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    disable, callbacks = training_progress(True)  # a log file: no bar, a line a minute
+    assert disable and len(callbacks) == 1
+    disable, callbacks = training_progress(True, report=print)  # a caller that takes the lines, even on a terminal
+    assert disable and len(callbacks) == 1

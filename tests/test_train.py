@@ -67,8 +67,10 @@ def test_a_few_real_steps_give_a_loadable_model(data, lora, encoder):
     cfg = BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(out), max_steps=2,
                                batch_size=4, max_seq_length=48, learning_rate=5e-4 if lora else 1e-4,
                                lora={"r": 4, "alpha": 8} if lora else None, device="cpu", logging_steps=1)
-    summary = train_biencoder(cfg)
+    lines: list[str] = []
+    summary = train_biencoder(cfg, progress=lines.append)
     assert summary["steps"] == 2 and summary["examples"] == 8 and np.isfinite(summary["train_loss"])
+    assert lines and lines[-1].startswith("training steps: 2/2 (") and ", loss " in lines[-1]  # where a log looks
     assert (out / "train_config.yaml").is_file() and (out / "README.md").is_file()
     assert json.loads((out / "meta.json").read_text())["training"]["steps"] == 2
     assert not any(p.name.startswith(".") for p in tmp.iterdir() if "checkpoints" in p.name)
