@@ -54,7 +54,7 @@ def build(
             parsed = beir_chunks(ds.corpus)
             source = {"beir": str(beir)}
         docs, links = linked_docs(parsed)
-        with progress_bar(cfg.dense is not None) as progress:
+        with progress_bar(enabled=cfg.dense is not None) as progress:
             index = build_index(docs, out_dir, cfg, source=source, progress=progress, links=links)
     out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(index.parts)})")
 
