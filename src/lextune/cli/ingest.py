@@ -11,7 +11,9 @@ from lextune.cli.common import console, out, setup_logging, styled, user_errors
 
 
 def ingest(
-    sources: list[Path] = typer.Argument(..., help="Files, folders or .tar.gz archives."),
+    sources: list[Path] = typer.Argument(..., help="Files, folders or .tar.gz archives: statutes (law.go.kr JSON, "
+                                         "legalize-kr Markdown), precedents, JSONL/BEIR, and documents (PDF, DOCX, "
+                                         "HWPX, HWP, HTML, Markdown, text)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (chunks.jsonl, refs.jsonl, meta.json)."),
     unit: str | None = typer.Option(None, "--unit", help="article, paragraph (default) or item."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (IngestConfig, or its 'ingest' section)."),
@@ -58,6 +60,13 @@ def ingest(
         table.add_row("reference edges written", str(summary.refs))
     table.add_row("seconds", f"{summary.seconds:.1f}")
     out.print(table)
+    if summary.needs_ocr:
+        pages = sum(len(p) for p in summary.needs_ocr.values())
+        out.print(styled(f"{pages} pages in {len(summary.needs_ocr)} files have no text layer (need OCR; not "
+                         "ingested):", "yellow", ""))
+        for path, numbers in list(summary.needs_ocr.items())[:20]:
+            out.print(f"  {path}: pages {', '.join(map(str, numbers[:30]))}{' …' if len(numbers) > 30 else ''}",
+                      highlight=False, soft_wrap=True)
     if summary.errors:
         out.print(styled(f"{len(summary.errors)} problems", "yellow",
                          " (other files were ingested; --strict stops at the first):"))

@@ -1,9 +1,10 @@
 """``ingest``: sources in, ``chunks.jsonl`` + ``refs.jsonl`` + ``meta.json`` out (atomically).
 
-Sources are files, folders or tar archives; each file's format is detected by a registry of readers
-(law.go.kr statute and administrative-rule JSON, legalize-kr Markdown, precedent JSONL, BEIR corpus,
-generic JSONL, Markdown and text documents). A bad file or line is reported with its path and position
-and the rest is still ingested (``strict`` stops at the first).
+Sources are files, folders or tar archives; each file goes to the reader its suffix names in one registry
+(``READERS``: law.go.kr statute and administrative-rule JSON, legalize-kr Markdown, precedent JSONL, BEIR
+corpus, generic JSONL, Markdown and text, and the user's own PDF, DOCX, HWPX, HWP 5 and HTML), which checks
+the file's first bytes where the format has a signature. A bad file or line is reported with its path and
+position and the rest is still ingested (``strict`` stops at the first).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from lextune.artifacts import atomic_dir, make_meta, summary_dict, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import InputFormatError
+from lextune.ingest import extract
 from lextune.ingest.documents import DocOptions, precedent_chunks, record_chunks, text_document_chunks
+from lextune.ingest.extract import Extracted
 from lextune.ingest.lawgo import parse_admin_rule_json, parse_law_json
 from lextune.ingest.markdown_law import parse_law_markdown
 from lextune.ingest.refs import resolve_refs
 from lextune.ingest.structure import ChunkOptions, ChunkStats, LawDoc, StructureError, law_chunks
+from lextune.ingest.text_law import parse_text_law, section_chunks
 from lextune.schema import Chunk, DocKind
 
-SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".md", ".markdown", ".txt")
 ARCHIVES = (".tar.gz", ".tgz", ".tar")
 
 
@@ -75,6 +78,7 @@ class IngestSummary:
     citations: int = 0
     citations_resolved: int = 0
     unresolved: Counter = field(default_factory=Counter)
+    needs_ocr: dict[str, list[int]] = field(default_factory=dict)  # file -> pages without a text layer
     errors: list[IngestError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -102,7 +106,7 @@ class Source:
 
 def _suffix(name: str) -> str:
     lower = name.lower()
-    for s in (".jsonl.gz", *ARCHIVES, *SUFFIXES):
+    for s in sorted((*ARCHIVES, *SUFFIX_READER), key=len, reverse=True):  # .jsonl.gz before .gz
         if lower.endswith(s):
             return s
     return Path(lower).suffix
@@ -119,7 +123,7 @@ def iter_sources(paths: list[str | Path]) -> Iterator[Source]:
             suffix = _suffix(f.name)
             if suffix in ARCHIVES:
                 yield from _archive_sources(f)
-            elif suffix in SUFFIXES:
+            elif suffix in SUFFIX_READER:
                 yield Source(str(f), suffix, f.read_bytes)
 
 
@@ -127,21 +131,49 @@ def _archive_sources(path: Path) -> Iterator[Source]:
     # Stream members in archive order: a compressed tar cannot seek backwards cheaply.
     with tarfile.open(path, mode="r|*") as tar:
         for m in tar:
-            if m.isfile() and _suffix(m.name) in SUFFIXES:
+            if m.isfile() and _suffix(m.name) in SUFFIX_READER:
                 data = tar.extractfile(m).read()  # type: ignore[union-attr]
                 yield Source(f"{path}!{m.name}", _suffix(m.name), lambda d=data: d)
 
 
 # -- readers ------------------------------------------------------------------------------------
 Reader = Callable[[Source, IngestConfig, "IngestSummary"], Iterator[LawDoc | Chunk]]
-READERS: dict[str, Reader] = {}
 
 
-def reader(name: str):
+@dataclass(frozen=True)
+class ReaderSpec:
+    """One entry of the reader registry: the suffixes it reads and the first bytes its format starts with
+    (none: any), checked before the reader runs."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Reader
+    magic: tuple[bytes, ...] = ()
+
+
+READERS: dict[str, ReaderSpec] = {}
+SUFFIX_READER: dict[str, str] = {}
+
+
+def reader(name: str, suffixes: tuple[str, ...], magic: tuple[bytes, ...] = ()):
+    """Register a reader for files ending in ``suffixes`` (adding a format touches this one place)."""
     def register(fn: Reader) -> Reader:
-        READERS[name] = fn
+        READERS[name] = ReaderSpec(name, suffixes, fn, magic)
+        SUFFIX_READER.update(dict.fromkeys(suffixes, name))
         return fn
     return register
+
+
+def read_source(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
+    """What the source's reader makes of it, after its signature is checked."""
+    spec = READERS[SUFFIX_READER[source.suffix]]
+    if spec.magic:
+        head = source.read_bytes()[:16]
+        if not head:
+            raise InputFormatError("empty file", path=source.name)
+        if not head.startswith(spec.magic):
+            raise InputFormatError(f"not a {spec.name.upper()} file (it starts with {head[:8]!r})", path=source.name)
+    return spec.read(source, cfg, summary)
 
 
 def _text(source: Source) -> str:
@@ -165,7 +197,7 @@ def _json(source: Source) -> dict:
     return data
 
 
-@reader("json")
+@reader("json", (".json",))
 def read_json(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
     data = _json(source)
     if "법령" in data:
@@ -182,7 +214,7 @@ def _doc_opts(cfg: IngestConfig) -> DocOptions:
     return DocOptions(prepend_title=cfg.prepend_title, max_chars=cfg.max_chars, precedent_body=cfg.precedent_body)
 
 
-@reader("jsonl")
+@reader("jsonl", (".jsonl", ".jsonl.gz"))
 def read_jsonl(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
     import gzip
 
@@ -226,7 +258,7 @@ def read_jsonl(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Ite
 _LAW_MD_HINT = re.compile(r"^(?:법령ID|법령구분):|^#{1,6}\s*제\s*\d+\s*조", re.M)
 
 
-@reader("markdown")
+@reader("markdown", (".md", ".markdown"))
 def read_markdown(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
     text = _text(source)
     if not text.strip():
@@ -238,7 +270,7 @@ def read_markdown(source: Source, cfg: IngestConfig, summary: IngestSummary) -> 
         yield from text_document_chunks(text, doc_id, markdown=True, opts=_doc_opts(cfg))
 
 
-@reader("text")
+@reader("text", (".txt",))
 def read_text(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
     text = _text(source)
     if not text.strip():
@@ -247,8 +279,38 @@ def read_text(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iter
     yield from text_document_chunks(text, doc_id, markdown=False, opts=_doc_opts(cfg))
 
 
-SUFFIX_READER = {".json": "json", ".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".md": "markdown",
-                 ".markdown": "markdown", ".txt": "text"}
+def _document(source: Source, cfg: IngestConfig, summary: IngestSummary, doc: Extracted) -> Iterator[LawDoc | Chunk]:
+    """A user's document: statute-like numbering as articles (the statute chunker), else sections."""
+    doc_id = Path(source.name.split("!")[-1]).stem
+    if doc.pages_without_text:
+        summary.needs_ocr[source.name] = doc.pages_without_text
+    if not doc.segments:
+        scanned = doc.pages and len(doc.pages_without_text) == doc.pages
+        raise InputFormatError("no text found" + (" (no page has a text layer: it needs OCR)" if scanned else ""),
+                               path=source.name)
+    name = doc.name or doc_id
+    law = parse_text_law(doc.segments, doc_id, name)
+    if law is not None:
+        yield law
+    else:
+        yield from section_chunks(doc.segments, doc_id, name, _doc_opts(cfg))
+
+
+def _document_reader(name: str, suffixes: tuple[str, ...], magic: tuple[bytes, ...],
+                     extractor: Callable[[bytes, str], Extracted]) -> None:
+    def read(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
+        yield from _document(source, cfg, summary, extractor(source.read_bytes(), source.name))
+
+    reader(name, suffixes, magic)(read)
+
+
+_ZIP, _OLE = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+for _args in (("pdf", (".pdf",), (b"%PDF",), extract.pdf),
+              ("docx", (".docx",), (_ZIP,), extract.docx),
+              ("hwpx", (".hwpx",), (_ZIP,), extract.hwpx),
+              ("hwp", (".hwp",), (_OLE, _ZIP), extract.hwp),  # an HWPX saved as .hwp is read as HWPX
+              ("html", (".html", ".htm"), (), extract.html)):
+    _document_reader(*_args)
 
 
 # -- the stage ----------------------------------------------------------------------------------
@@ -270,7 +332,7 @@ def ingest_chunks(paths: list[str | Path], cfg: IngestConfig | None = None,
             progress(source.name)
         try:
             produced: list[Chunk] = []
-            for item in READERS[SUFFIX_READER[source.suffix]](source, cfg, summary):
+            for item in read_source(source, cfg, summary):
                 if isinstance(item, LawDoc):
                     for where, message in item.problems:
                         if cfg.strict:

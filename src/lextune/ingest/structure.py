@@ -118,6 +118,7 @@ class Article:  # 조
     tags: list[str] = field(default_factory=list)
     deleted: bool = False
     chapter: int | None = None  # administrative rules number articles per chapter: 제1-2조
+    page: int | None = None  # where the article starts in a paged document (PDF)
 
     @property
     def number_label(self) -> str:
@@ -214,7 +215,8 @@ def law_chunks(doc: LawDoc, opts: ChunkOptions, stats: ChunkStats | None = None)
         stats.articles += 1
         art_id = f"{doc.doc_id}:{art.key}"
         crumb = [doc.name, *art.path, art.heading]
-        common = {"article": art.label, "path": list(art.path), "metadata": {"tags": art.tags} if art.tags else {}}
+        meta = {**({"tags": art.tags} if art.tags else {}), **({"page": art.page} if art.page else {})}
+        common = {"article": art.label, "path": list(art.path), "metadata": meta}
         paras = [p for p in art.paragraphs if not (opts.drop_deleted and is_deleted(p.text) and not p.items)]
         stats.deleted_dropped += len(art.paragraphs) - len(paras)
         numbered = any(p.number is not None for p in paras)
@@ -222,7 +224,7 @@ def law_chunks(doc: LawDoc, opts: ChunkOptions, stats: ChunkStats | None = None)
             text = "\n".join(_para_line(p, opts.drop_deleted) for p in paras)
             para_tags = [t for p in paras for t in p.tags]
             if para_tags:
-                common = {**common, "metadata": {"tags": [*art.tags, *para_tags]}}
+                common = {**common, "metadata": {**meta, "tags": [*art.tags, *para_tags]}}
             if opts.unit == "item" and any(p.items for p in paras):
                 out.extend(_item_chunks(make, art_id, crumb, paras, common, opts))
                 continue
