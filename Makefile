@@ -25,6 +25,8 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 demo: $(VENV)/.installed
 	$(VENV)/bin/lextune demo
 
+# The browser tests (the HTML report, PDFs printed for the document readers) need Debian's chromium and
+# fonts-nanum: `apt-get install chromium fonts-nanum` (.ci/run does it); without them they are skipped.
 test: $(VENV)/.installed
 	$(PY) -m pytest
 

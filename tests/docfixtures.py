@@ -4,6 +4,7 @@ written here (olefile only reads them). No binary fixture is checked in."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -31,6 +32,20 @@ TERMS = [
 TABLE = [("구분", "이율"), ("보통예금", "연 0.1%"), ("정기예금", "연 3.5%")]
 
 
+def terms(repeat: int = 1) -> list[tuple[str, str]]:
+    """TERMS ``repeat`` times, articles and chapters numbered on (제6조… in the second copy): a longer document."""
+    out = []
+    for r in range(repeat):
+        for kind, text in TERMS:
+            if r and kind == "heading" and text.endswith("약관"):
+                continue
+            text = re.sub(r"^제(\d+)조", lambda m, r=r: f"제{int(m.group(1)) + 5 * r}조", text)
+            out.append((kind, re.sub(r"^제(\d+)장", lambda m, r=r: f"제{int(m.group(1)) + 2 * r}장", text)))
+        if r < repeat - 1:
+            out.append(("page", ""))
+    return out
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -40,15 +55,14 @@ def terms_html(blank_page: bool = False, repeat: int = 1, chrome: bool = True) -
     PDF) an optional blank page: a page without a text layer. ``chrome``: a site's navigation, footer and
     script around the main text (what the HTML reader drops; a printer prints the first two)."""
     body = []
-    for r in range(repeat):
-        for kind, text in TERMS:
-            if kind == "page":
-                body.append('<div style="page-break-after: always"></div>')
-            elif kind == "heading":
-                body.append(f"<h{1 if text.endswith('약관') else 2}>{escape(text)}</h{1 if text.endswith('약관') else 2}>")
-            else:
-                body.append(f"<p>{escape(text)}</p>")
-        body.append('<div style="page-break-after: always"></div>' if r < repeat - 1 else "")
+    for kind, text in terms(repeat):
+        if kind == "page":
+            body.append('<div style="page-break-after: always"></div>')
+        elif kind == "heading":
+            level = 1 if text.endswith("약관") else 2
+            body.append(f"<h{level}>{escape(text)}</h{level}>")
+        else:
+            body.append(f"<p>{escape(text)}</p>")
     rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in TABLE)
     body.append(f"<table>{rows}</table>")
     if blank_page:
@@ -78,12 +92,11 @@ def write_docx(out: Path, repeat: int = 1) -> Path:
 
     doc = docx.Document()
     doc.core_properties.title = "예금거래 기본약관"
-    for _ in range(repeat):
-        for kind, text in TERMS:
-            if kind == "heading":
-                doc.add_heading(text, level=1 if text.endswith("약관") else 2)
-            elif kind == "text":
-                doc.add_paragraph(text)
+    for kind, text in terms(repeat):
+        if kind == "heading":
+            doc.add_heading(text, level=1 if text.endswith("약관") else 2)
+        elif kind == "text":
+            doc.add_paragraph(text)
     table = doc.add_table(rows=len(TABLE), cols=2)
     for r, row in enumerate(TABLE):
         for c, value in enumerate(row):
@@ -103,7 +116,7 @@ def _hp(text: str) -> str:
 def write_hwpx(out: Path, repeat: int = 1) -> Path:
     """A minimal HWPX package: mimetype, manifest, content.hpf and one section with paragraphs and a table
     (inside a paragraph's run, as Hancom writes it)."""
-    paras = "".join(_hp(text) for _ in range(repeat) for kind, text in TERMS if kind != "page")
+    paras = "".join(_hp(text) for kind, text in terms(repeat) if kind != "page")
     rows = "".join("<hp:tr>" + "".join(f"<hp:tc><hp:subList>{_hp(c)}</hp:subList></hp:tc>" for c in row) + "</hp:tr>"
                    for row in TABLE)
     table = f"<hp:p><hp:run><hp:tbl>{rows}</hp:tbl></hp:run></hp:p>"
@@ -170,7 +183,7 @@ def _record(tag: int, payload: bytes, level: int = 0) -> bytes:
 
 def write_hwp(out: Path, repeat: int = 1, *, compressed: bool = True, encrypted: bool = False) -> Path:
     """An HWP 5 document: a PARA_HEADER and PARA_TEXT record per paragraph, table cells as paragraphs."""
-    texts = [text for _ in range(repeat) for kind, text in TERMS if kind != "page"] + [c for row in TABLE for c in row]
+    texts = [text for kind, text in terms(repeat) if kind != "page"] + [c for row in TABLE for c in row]
     body = b"".join(_record(66, b"\0" * 22) + _record(67, hwp_para_text(t, i == 0), level=1)
                     for i, t in enumerate(texts))
     flags = (1 if compressed else 0) | (2 if encrypted else 0)
@@ -184,5 +197,4 @@ def write_hwp(out: Path, repeat: int = 1, *, compressed: bool = True, encrypted:
 
 def terms_text(repeat: int = 1) -> str:
     """Every character the documents carry (terms and table), for the recovery share."""
-    return "".join(text for _ in range(repeat) for kind, text in TERMS if kind != "page") + "".join(
-        c for row in TABLE for c in row)
+    return "".join(text for kind, text in terms(repeat) if kind != "page") + "".join(c for row in TABLE for c in row)

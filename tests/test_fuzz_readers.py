@@ -222,3 +222,56 @@ def test_run_yaml_configs(tmp_path_factory, lines):
         load_config(RunConfig, path)
     except LextuneError as err:
         assert str(path) in str(err) or "RunConfig" in str(err)
+
+
+def _document_bases(folder: Path) -> dict[str, bytes]:
+    """One real file of each document format (made by tests/docfixtures.py), to mutate."""
+    import docfixtures as fx
+
+    out = {"docx": fx.write_docx(folder / "b.docx").read_bytes(), "hwpx": fx.write_hwpx(folder / "b.hwpx").read_bytes(),
+           "hwp": fx.write_hwp(folder / "b.hwp").read_bytes(), "html": fx.terms_html().encode("utf-8")}
+    if fx.chromium():
+        out["pdf"] = fx.print_pdf(fx.terms_html(chrome=False), folder / "b.pdf").read_bytes()
+    return out
+
+
+@st.composite
+def _byte_edits(draw, size: int):
+    """One to eight edits of a file of ``size`` bytes: overwrite, cut or insert a few bytes somewhere."""
+    edits = []
+    for _ in range(draw(st.integers(1, 8))):
+        at = draw(st.integers(0, max(0, size - 1)))
+        edits.append((draw(st.sampled_from(["set", "cut", "insert"])), at, draw(st.binary(min_size=1, max_size=6))))
+    return edits
+
+
+def _apply(data: bytes, edits) -> bytes:
+    for op, at, junk in edits:
+        at = min(at, len(data))
+        if op == "set":
+            data = data[:at] + junk + data[at + len(junk):]
+        elif op == "cut":
+            data = data[:at] + data[at + len(junk):]
+        else:
+            data = data[:at] + junk + data[at:]
+    return data
+
+
+@pytest.fixture(scope="module")
+def document_bases(tmp_path_factory):
+    return _document_bases(tmp_path_factory.mktemp("docbase"))
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "docx", "hwpx", "hwp", "html"])
+@FUZZ
+@given(edits=_byte_edits(20000), head=st.booleans())
+def test_document_readers_on_damaged_files(tmp_path_factory, document_bases, fmt, edits, head):
+    """A damaged PDF, DOCX, HWPX, HWP or HTML file is read or named with a reason; never another exception."""
+    if fmt not in document_bases:
+        pytest.skip("needs chromium to print the PDF")
+    base = document_bases[fmt]
+    if head:  # the edits land in the first bytes, where signatures and headers are
+        edits = [(op, at % 64, junk) for op, at, junk in edits]
+    else:
+        edits = [(op, at % len(base), junk) for op, at, junk in edits]
+    _ingest_beside_a_good_file(tmp_path_factory.mktemp(fmt), f"damaged.{fmt}", _apply(base, edits))

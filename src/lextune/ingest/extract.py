@@ -98,12 +98,13 @@ def docx(data: bytes, name: str) -> Extracted:
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise InputFormatError(f"not a readable DOCX ({exc})", path=name) from exc
     out = Extracted(title=(doc.core_properties.title or "").strip() or None)
+    style_names = {s.style_id: s.name or "" for s in doc.styles}  # once: python-docx resolves each lookup anew
     for el in doc.element.body.iterchildren():
         tag = el.tag.rsplit("}", 1)[-1]
         if tag == "p":
             para = Paragraph(el, doc)
-            style = para.style.name if para.style is not None else ""
-            m = _HEADING_STYLE.match(style or "")
+            style = style_names.get(el.style or "", "")
+            m = _HEADING_STYLE.match(style)
             level = int(m.group(1)) if m else (1 if style == "Title" else 0)
             for seg in _lines(para.text):
                 out.segments.append(Segment(seg.text, heading=level, kind="heading" if level else "text"))

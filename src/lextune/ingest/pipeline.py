@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.artifacts import atomic_dir, make_meta, summary_dict, write_json_atomic
 from lextune.config import save_config
-from lextune.errors import InputFormatError
+from lextune.errors import InputFormatError, LextuneError
 from lextune.ingest import extract
 from lextune.ingest.documents import DocOptions, precedent_chunks, record_chunks, text_document_chunks
 from lextune.ingest.extract import Extracted
@@ -299,7 +299,14 @@ def _document(source: Source, cfg: IngestConfig, summary: IngestSummary, doc: Ex
 def _document_reader(name: str, suffixes: tuple[str, ...], magic: tuple[bytes, ...],
                      extractor: Callable[[bytes, str], Extracted]) -> None:
     def read(source: Source, cfg: IngestConfig, summary: IngestSummary) -> Iterator[LawDoc | Chunk]:
-        yield from _document(source, cfg, summary, extractor(source.read_bytes(), source.name))
+        try:
+            doc = extractor(source.read_bytes(), source.name)
+        except LextuneError:
+            raise
+        except Exception as exc:  # a damaged file deep inside a parser library: named, the rest goes on
+            raise InputFormatError(f"not a readable {name.upper()} file ({type(exc).__name__}: {exc})",
+                                   path=source.name) from exc
+        yield from _document(source, cfg, summary, doc)
 
     reader(name, suffixes, magic)(read)
 
