@@ -113,6 +113,34 @@ def test_distillation_labels_and_multiple_positives(data):
         build_dataset(BiEncoderTrainConfig(**{**base, "train_file": str(no_scores)}, loss="margin_mse"))
 
 
+def test_a_new_loss_is_one_registry_entry(data):
+    """A loss added through its registry entry alone is accepted by the config and trains; an unknown name is
+    refused with the registered ones listed."""
+    from pydantic import ValidationError
+
+    from lextune.train import train_biencoder
+    from lextune.train.losses import LOSSES, Loss, register
+
+    tmp, corpus, train = data
+    built = []
+
+    def triplet(model, cfg):
+        from sentence_transformers.sentence_transformer.losses import TripletLoss
+
+        built.append(cfg.loss)
+        return TripletLoss(model)
+
+    register(Loss("toy_triplet", "biencoder", "triplets", triplet))
+    try:
+        cfg = BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir=str(tmp / "toy"),
+                                   loss="toy_triplet", max_steps=1, batch_size=4, max_seq_length=32, device="cpu")
+        assert np.isfinite(train_biencoder(cfg)["train_loss"]) and built == ["toy_triplet"]
+    finally:
+        del LOSSES["biencoder"]["toy_triplet"]
+    with pytest.raises(ValidationError, match="unknown loss 'toy_triplet'; registered: cached_infonce, infonce, kl"):
+        BiEncoderTrainConfig(train_file=str(train), corpus=str(corpus), output_dir="x", loss="toy_triplet")
+
+
 @pytest.mark.parametrize("loss", ["margin_mse", "kl"])
 def test_distillation_losses_train(data, loss):
     from lextune.train import train_biencoder

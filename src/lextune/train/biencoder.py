@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError
 from lextune.extras import optional_import
+from lextune.train.losses import check_name, get_loss
 from lextune.train.recipes import BIENCODER_RECIPES, RecipeName, fill_recipe
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class BiEncoderTrainConfig(BaseModel):
     train_file: str
     corpus: str = Field(..., description="An index folder (docs.jsonl) or an ingest folder (chunks.jsonl).")
     output_dir: str
-    loss: Literal["infonce", "cached_infonce", "margin_mse", "kl"] = "infonce"
+    loss: str = Field("infonce", description="A registered bi-encoder loss (lextune.train.losses): infonce, "
+                      "cached_infonce, margin_mse, kl.")
     temperature: float = Field(0.02, gt=0)
     n_negatives: int = Field(1, ge=0, description="Mined hard negatives per query (in-batch ones come free).")
     gather_across_devices: bool = Field(False, description="Multi-process runs (torchrun): in-batch negatives "
@@ -99,6 +101,11 @@ class BiEncoderTrainConfig(BaseModel):
     device: str | None = None
     progress: bool = Field(True, description="Progress bar with loss and throughput.")
 
+    @field_validator("loss")
+    @classmethod
+    def _registered_loss(cls, v: str) -> str:
+        return check_name("biencoder", v)
+
     @model_validator(mode="before")
     @classmethod
     def _recipe(cls, data: Any) -> Any:
@@ -128,7 +135,8 @@ def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None
     with open(cfg.train_file, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     rng.shuffle(records)
-    distill = cfg.loss in ("margin_mse", "kl")
+    data = get_loss("biencoder", cfg.loss).data
+    distill = data in ("margins", "scores")
     labels: list[list[float]] = []
     for line_no, rec in enumerate(records, 1):
         if cfg.max_examples and len(rows["anchor"]) >= cfg.max_examples:
@@ -152,7 +160,7 @@ def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None
                 rows[f"negative_{i + 1}"].append(texts[negs[i][0]])
             if distill:
                 scores = [pscore] + [s for _, s in negs[: cfg.n_negatives]]
-                labels.append([scores[0] - s for s in scores[1:]] if cfg.loss == "margin_mse" else scores)
+                labels.append([scores[0] - s for s in scores[1:]] if data == "margins" else scores)
     if not rows["anchor"]:
         raise ConfigError(f"{cfg.train_file}: no usable training record (check --corpus and n_negatives)")
     if distill:
@@ -190,25 +198,8 @@ def build_evaluator(cfg: BiEncoderTrainConfig, texts: dict[str, str], template):
 
 
 def make_loss(model, cfg: BiEncoderTrainConfig):
-    """InfoNCE with scale = 1 / temperature (a peer once shipped the inverse)."""
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MultipleNegativesRankingLoss,
-    )
-
-    if cfg.loss == "margin_mse":
-        from sentence_transformers.sentence_transformer.losses import MarginMSELoss
-
-        return MarginMSELoss(model)
-    if cfg.loss == "kl":
-        from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
-
-        return DistillKLDivLoss(model)
-    scale = 1.0 / cfg.temperature
-    if cfg.loss == "cached_infonce":
-        return CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=cfg.mini_batch_size,
-                                                  gather_across_devices=cfg.gather_across_devices)
-    return MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=cfg.gather_across_devices)
+    """The configured loss, built from its registry entry (lextune.train.losses)."""
+    return get_loss("biencoder", cfg.loss).build(model, cfg)
 
 
 def load_trainable(cfg: BiEncoderTrainConfig):

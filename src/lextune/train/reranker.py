@@ -13,9 +13,9 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_atomic
 from lextune.config import save_config
@@ -29,6 +29,7 @@ from lextune.train.biencoder import (
     peak_rss_gb,
     resume_point,
 )
+from lextune.train.losses import check_name, get_loss
 from lextune.train.recipes import RERANKER_RECIPES, RecipeName, fill_recipe
 
 
@@ -44,7 +45,8 @@ class RerankerTrainConfig(BaseModel):
     train_file: str
     corpus: str
     output_dir: str
-    loss: Literal["listwise", "pairwise", "pointwise"] = "listwise"
+    loss: str = Field("listwise", description="A registered reranker loss (lextune.train.losses): listwise, "
+                      "pairwise, pointwise.")
     n_negatives: int = Field(3, ge=1)
     random_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of each epoch's negatives drawn at random.")
     epochs: int = Field(1, ge=1)
@@ -63,6 +65,11 @@ class RerankerTrainConfig(BaseModel):
     device: str | None = None
     bf16: bool = False
     progress: bool = Field(True, description="Progress bar with loss and throughput.")
+
+    @field_validator("loss")
+    @classmethod
+    def _registered_loss(cls, v: str) -> str:
+        return check_name("reranker", v)
 
     @model_validator(mode="before")
     @classmethod
@@ -96,7 +103,7 @@ def epoch_rows(records: list[dict], texts: dict[str, str], cfg: RerankerTrainCon
 def _dataset(rows: list[dict], loss: str):
     from datasets import Dataset
 
-    if loss == "pointwise":
+    if get_loss("reranker", loss).data == "pairs":
         flat = {"query": [], "doc": [], "label": []}
         for r in rows:
             for d, lab in zip(r["docs"], r["labels"], strict=True):
@@ -153,7 +160,6 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False,
     cross_encoder = optional_import("sentence_transformers.cross_encoder", "train", "training")
     CrossEncoderTrainer, CrossEncoderTrainingArguments = (cross_encoder.CrossEncoderTrainer,  # noqa: N806
                                                           cross_encoder.CrossEncoderTrainingArguments)
-    ce_losses = cross_encoder.losses
     start = time.perf_counter()
     texts = load_texts(cfg.corpus)
     with open(cfg.train_file, encoding="utf-8") as f:
@@ -167,8 +173,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False,
 
     set_seed(cfg.seed)  # the classification head (and LoRA) start from the seed: a rerun gives the same model
     model, resolved = load_cross_encoder(cfg)
-    loss = {"listwise": lambda m: ce_losses.ListNetLoss(m), "pairwise": lambda m: ce_losses.RankNetLoss(m),
-            "pointwise": lambda m: ce_losses.BinaryCrossEntropyLoss(m)}[cfg.loss](model)
+    loss = get_loss("reranker", cfg.loss).build(model, cfg)
     out = Path(cfg.output_dir)
     ckpt_dir = out.with_name(f".{out.name}.checkpoints")
     disable_tqdm, callbacks = training_progress(cfg.progress, progress)
