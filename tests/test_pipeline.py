@@ -178,6 +178,38 @@ def test_unchanged_stages_are_reused_and_from_reruns(tiny_run):
         "train_reranker": "not run (--until)", "eval": "not run (--until)", "targeted": "not run (--until)"}
 
 
+def test_a_new_stage_is_one_registry_entry(tmp_path):
+    """A stage added through its registry entry alone runs in order after its upstream, is cached by its key,
+    reruns when what it reads changes, and is listed in the manifest."""
+    from lextune.pipeline import RunConfig, run_pipeline
+    from lextune.pipeline.stages import STAGES, stage
+
+    calls = []
+
+    @stage("count_chunks", upstream=["ingest"], config=lambda c: {"unit": c.ingest.unit}, after="ingest")
+    def count_chunks(ctx):
+        n = sum(1 for _ in (ctx.dir("ingest") / "chunks.jsonl").open(encoding="utf-8"))
+        ctx.dir("count_chunks").mkdir(parents=True, exist_ok=True)
+        (ctx.dir("count_chunks") / "n.txt").write_text(str(n))
+        calls.append(n)
+        return {"chunks": n}
+
+    try:
+        assert list(STAGES)[:3] == ["ingest", "count_chunks", "synth"]
+        cfg = RunConfig.model_validate(tiny_config(tmp_path / "run"))
+        first = run_pipeline(cfg, until="count_chunks")
+        assert first.stages["count_chunks"]["status"] == "ran" and first.stages["synth"]["status"] == "not run (--until)"
+        again = run_pipeline(cfg, until="count_chunks")
+        assert again.stages["count_chunks"]["status"] == "cached" and len(calls) == 1
+        article = RunConfig.model_validate({**tiny_config(tmp_path / "run"), "ingest": {"unit": "article"}})
+        third = run_pipeline(article, until="count_chunks")
+        assert third.stages["count_chunks"]["status"] == "ran" and calls[1] < calls[0]  # fewer, whole articles
+        manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+        assert manifest["artifacts"]["count_chunks"] == ["count_chunks/n.txt"]
+    finally:
+        del STAGES["count_chunks"]
+
+
 def test_stratified_sample_takes_generators_in_turn_and_is_stable():
     from lextune.pipeline.compare import stable_sample
 
@@ -319,11 +351,11 @@ def test_targeted_records_use_outrankers_not_siblings_and_never_a_validation_que
     banned = {"검증 질문"}
     records = targeted_records([case], by_id, docs, TargetedConfig(queries_per_gold=2, n_negatives=2), banned)
     assert 1 <= len(records) <= 2
-    for r in records:
-        assert r["pos"] == [gold.id] and sibling.id not in r["neg"]
-        assert r["neg"][:3] == [o.id for o in others] and r["query"] not in banned
-        assert r["source_failure"] == "v1" and r["category"] == "sibling_article"
-    assert len({r["query"] for r in records}) == len(records)
+    for r in records:  # train.jsonl's typed records; the failure's id and category ride along
+        assert r.pos == [gold.id] and sibling.id not in r.neg
+        assert r.neg[:3] == [o.id for o in others] and r.query not in banned
+        assert r.source_failure == "v1" and r.category == "sibling_article"
+    assert len({r.query for r in records}) == len(records)
 
 
 def test_a_run_without_a_dense_index_mines_with_bm25_and_still_compares_dense(tmp_path, bundled_dir):

@@ -363,3 +363,18 @@ def test_the_gpu_recipe_runs_here_in_miniature(tmp_path, grouped_data, bundled_d
     assert summary["steps"] == 1 and summary["examples"] == 4 and np.isfinite(summary["train_loss"])
     saved = json.loads((tmp_path / "m" / "meta.json").read_text())["config"]
     assert saved["recipe"] == "gpu" and saved["n_negatives"] == 7
+
+
+def test_a_malformed_training_record_names_file_line_and_field(data):
+    """train.jsonl is read through its typed record (lextune.schema.TrainingExample), as every other input is."""
+    from lextune.errors import InputFormatError
+    from lextune.train.biencoder import build_dataset
+
+    tmp, corpus, _ = data
+    bad = tmp / "bad-train.jsonl"
+    bad.write_text('{"query": "배상", "pos": ["p1"], "neg": ["p3"]}\n'
+                   '{"query": "배상", "pos": "p1", "neg": ["p3"]}\n', encoding="utf-8")
+    cfg = BiEncoderTrainConfig(train_file=str(bad), corpus=str(corpus), output_dir=str(tmp / "o"))
+    with pytest.raises(InputFormatError) as err:
+        build_dataset(cfg)
+    assert str(err.value) == f"{bad}:2 (field 'pos'): Input should be a valid list"

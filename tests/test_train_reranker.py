@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lextune.errors import ConfigError
+from lextune.schema import TrainingExample
 from lextune.train import RerankerTrainConfig, merge_adapter, train_reranker
 from lextune.train.reranker import epoch_rows
 
@@ -32,7 +33,8 @@ def data(tmp_path):
 
 def test_negatives_are_resampled_every_epoch_and_mixed_with_random():
     cfg = RerankerTrainConfig(train_file="x", corpus="x", output_dir="x", n_negatives=2, random_ratio=0.5, epochs=2)
-    e0, e1 = epoch_rows(RECORDS, TEXTS, cfg, 0), epoch_rows(RECORDS, TEXTS, cfg, 1)
+    records = [TrainingExample(**r) for r in RECORDS]  # train.jsonl's typed records
+    e0, e1 = epoch_rows(records, TEXTS, cfg, 0), epoch_rows(records, TEXTS, cfg, 1)
     assert all(r["labels"] == [1, 0, 0] and len(r["docs"]) == 3 for r in e0)
     assert [r["docs"] for r in e0] != [r["docs"] for r in e1]
     for r, rec in zip(e0, RECORDS, strict=True):

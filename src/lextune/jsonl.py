@@ -8,10 +8,14 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from lextune.artifacts import atomic_file
 from lextune.errors import InputFormatError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -66,6 +70,26 @@ def iter_jsonl(path: str | Path, *, skip_bad: bool = False,
                 continue
             report.read += 1
             yield lineno, obj
+
+
+def iter_records(path: str | Path, model: type[M], *, skip_bad: bool = False,
+                 report: ReadReport | None = None) -> Iterator[tuple[int, M]]:
+    """``(line_number, record)`` for each line, validated as ``model``; a line that does not fit raises (or is
+    counted) with the file, the line and the first offending field named."""
+    from pydantic import ValidationError
+
+    report = report if report is not None else ReadReport()
+    for lineno, obj in iter_jsonl(path, skip_bad=skip_bad, report=report):
+        try:
+            yield lineno, model.model_validate(obj)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            err = InputFormatError(first["msg"], path=str(path), line=lineno,
+                                   field=".".join(str(x) for x in first["loc"]) or None)
+            if not skip_bad:
+                raise err from None
+            report.read -= 1
+            report.skip(err)
 
 
 def require_str(obj: dict[str, Any], key: str, *, path: str, line: int, allow_number: bool = False) -> str:

@@ -5,7 +5,9 @@ Every stage reads and writes these; nothing downstream relies on column position
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,12 +69,66 @@ class Chunk(BaseModel):
 
 
 class RefEdge(BaseModel):
-    """A resolved cross-reference: ``source`` chunk cites ``target`` (a chunk or an article id)."""
+    """A resolved cross-reference: ``source`` chunk cites ``target`` (a chunk or an article id). One line of
+    ingest's ``refs.jsonl`` and of an index's (there every target is an indexed document)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: str
     target: str
-    level: str  # "article" | "paragraph" | "item"
+    level: str | None = None  # "article" | "paragraph" | "item" (an index written before it kept none)
     citation: str  # the text that was parsed, e.g. "「민법」 제750조"
     law: str | None = None
+
+
+class TrainingExample(BaseModel):
+    """One line of ``train.jsonl`` (written by ``lextune mine`` and the targeted pass, read by both trainers):
+    a query, its positive passages and its negatives, with the miner's scores."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. the targeted pass's source_failure and category
+
+    query_id: str | None = None
+    query: str
+    pos: list[str] = Field(min_length=1)
+    neg: list[str] = Field(default_factory=list)
+    pos_scores: list[float | None] = Field(default_factory=list)
+    neg_scores: list[float | None] = Field(default_factory=list)
+    neg_kinds: list[str] = Field(default_factory=list)  # hard | deeper | random | outranked
+    pos_text: str | None = None  # the positive as the query's generator saw it (a precedent's own wording)
+
+
+class IndexDoc(BaseModel):
+    """One line of an index's ``docs.jsonl``: what a hit shows, and where it sits in a law."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str | None = None
+    text: str | None = None
+    contents: str
+    parent_id: str | None = None
+    law: str | None = None
+    article: str | None = None
+
+
+@dataclass
+class SynthQuery:
+    """A generated query: its text, positive chunks, generator (and its version) and source document."""
+
+    id: str
+    text: str
+    positives: list[str]
+    generator: str
+    version: str
+    source_doc: str
+    metadata: dict = field(default_factory=dict)
+    # Chunks that contain the query's own text without being its answer (a citing paragraph for its
+    # citation query): evaluation does not count them and mining never picks them as negatives.
+    ignore: list[str] = field(default_factory=list)
+
+
+def read_training_examples(path: str | Path) -> list[TrainingExample]:
+    """Every record of a ``train.jsonl``; a bad line is an error naming the file, the line and the field."""
+    from lextune.jsonl import iter_records
+
+    return [rec for _, rec in iter_records(path, TrainingExample)]

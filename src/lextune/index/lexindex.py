@@ -15,7 +15,8 @@ from lextune.artifacts import atomic_dir, make_meta, read_meta, write_json_atomi
 from lextune.errors import ConfigError
 from lextune.index.bm25 import BM25Config, BM25Index
 from lextune.index.dense import DenseConfig, DenseIndex
-from lextune.schema import RefEdge
+from lextune.jsonl import iter_records
+from lextune.schema import IndexDoc, RefEdge
 
 
 class IndexBuildConfig(BaseModel):
@@ -76,10 +77,8 @@ class LexIndex:
         if self._structure is None:
             from lextune.index.structure import Structure
 
-            edges = []
-            if self.has_links:
-                with open(self.folder / "refs.jsonl", encoding="utf-8") as f:
-                    edges = [(e["source"], e["target"]) for e in map(json.loads, f) if e]
+            edges = ([(e.source, e.target) for _, e in iter_records(self.folder / "refs.jsonl", RefEdge)]
+                     if self.has_links else [])
             self._structure = Structure.build(self.docs, edges)
         return self._structure
 
@@ -111,13 +110,9 @@ def is_index_folder(folder: str | Path) -> bool:
 
 
 def read_docs(folder: str | Path) -> dict[str, dict]:
-    """An index folder's documents by id (id, title, text, contents, parent_id, law, article)."""
-    docs = {}
-    with open(Path(folder) / "docs.jsonl", encoding="utf-8") as f:
-        for line in f:
-            d = json.loads(line)
-            docs[d["id"]] = d
-    return docs
+    """An index folder's documents by id, as :class:`~lextune.schema.IndexDoc` fields (id, title, text,
+    contents, parent_id, law, article); a bad line names the file, the line and the field."""
+    return {rec.id: rec.model_dump() for _, rec in iter_records(Path(folder) / "docs.jsonl", IndexDoc)}
 
 
 def stored_dense(folder: str | Path, fingerprint: str) -> DenseIndex | None:
@@ -130,7 +125,6 @@ def stored_dense(folder: str | Path, fingerprint: str) -> DenseIndex | None:
     return DenseIndex.load(dense) if info.get("fingerprint") == fingerprint else None
 
 
-_DOC_FIELDS = ("id", "title", "text", "contents", "parent_id", "law", "article")
 
 
 def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
@@ -149,8 +143,7 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
     with atomic_dir(out_dir, overwrite=True) as tmp:
         with open(tmp / "docs.jsonl", "w", encoding="utf-8") as f:
             for d in docs:
-                f.write(json.dumps({k: d.get(k) for k in _DOC_FIELDS},
-                                   ensure_ascii=False) + "\n")
+                f.write(IndexDoc(**{k: d.get(k) for k in IndexDoc.model_fields}).model_dump_json() + "\n")
         if links is not None:
             _write_links(tmp / "refs.jsonl", links, docs)
         if config.bm25 is not None:
@@ -185,8 +178,7 @@ def _write_links(path: Path, links: list[RefEdge], docs: list[dict]) -> int:
             for t in [e.target] if e.target in ids else dict.fromkeys(under.get(e.target, [])):
                 if t != e.source and (e.source, t) not in seen:
                     seen.add((e.source, t))
-                    f.write(json.dumps({"source": e.source, "target": t, "citation": e.citation},
-                                       ensure_ascii=False) + "\n")
+                    f.write(e.model_copy(update={"target": t}).model_dump_json() + "\n")
     return len(seen)
 
 

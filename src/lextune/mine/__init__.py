@@ -36,6 +36,7 @@ from lextune.mine.config import MineConfig, MineSummary
 from lextune.mine.filters import FILTERS, Relations, article_keys, filter_pool, keep_below
 from lextune.mine.queries import load_training_queries, stratified_sample
 from lextune.mine.select import choose_hard, draw_random
+from lextune.schema import TrainingExample
 
 __all__ = ["FILTERS", "MineConfig", "MineSummary", "article_keys", "load_training_queries", "mine",
            "stratified_sample"]
@@ -158,7 +159,7 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
             for qid, text in batch.items():
                 if (rec := miner.record(qid, text, found[qid])) is None:
                     continue
-                sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                sink.write(TrainingExample(**rec).model_dump_json(exclude_unset=True) + "\n")
                 summary.records += 1
                 summary.pos_scores.extend(rec["pos_scores"])
                 summary.neg_scores.extend(s for s in rec["neg_scores"] if s is not None)

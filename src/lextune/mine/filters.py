@@ -8,13 +8,14 @@ query's pool scale). Whatever a filter drops is also banned as a random negative
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lextune.jsonl import iter_records
 from lextune.mine.config import MineConfig
+from lextune.schema import RefEdge
 
 
 def article_keys(docs: dict[str, dict]) -> dict[str, str]:
@@ -37,11 +38,9 @@ def read_links(refs_path: Path | None) -> dict[str, set[str]]:
     """Reference edges (``refs.jsonl``) as an undirected neighbour map; none when the file is absent."""
     links: dict[str, set[str]] = {}
     if refs_path and refs_path.is_file():
-        for line in refs_path.read_text(encoding="utf-8").splitlines():
-            if line:
-                e = json.loads(line)
-                links.setdefault(e["source"], set()).add(e["target"])
-                links.setdefault(e["target"], set()).add(e["source"])
+        for _, e in iter_records(refs_path, RefEdge):
+            links.setdefault(e.source, set()).add(e.target)
+            links.setdefault(e.target, set()).add(e.source)
     return links
 
 

@@ -1,6 +1,7 @@
 """``lextune run``: the whole workflow from one YAML file, stage by stage, cached and resumable."""
 
-from lextune.pipeline.config import STAGES, EvalDataset, EvalStageConfig, RunConfig, TargetedConfig
+from lextune.pipeline.config import EvalDataset, EvalStageConfig, RunConfig, TargetedConfig
+from lextune.pipeline.stages import STAGES
 
 __all__ = ["STAGES", "EvalDataset", "EvalStageConfig", "RunConfig", "TargetedConfig", "run_pipeline"]
 

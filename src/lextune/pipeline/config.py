@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lextune.index.bm25 import BM25Config
 from lextune.ingest.pipeline import IngestConfig
 from lextune.mine import MineConfig
 from lextune.synth.pipeline import SynthConfig
+from lextune.train.biencoder import BiEncoderSettings
+from lextune.train.reranker import RerankerSettings
 
-STAGES = ["ingest", "synth", "index", "mine", "train_biencoder", "train_reranker", "eval", "targeted"]
-Stage = Literal["ingest", "synth", "index", "mine", "train_biencoder", "train_reranker", "eval", "targeted"]
-_PATHS = {"train_file": "-", "corpus": "-", "output_dir": "-"}
+_RUN_SET = {"train_file", "corpus", "output_dir", "base_model"}  # filled in by the run, never in a section
 
 
 class EvalDataset(BaseModel):
@@ -123,10 +123,12 @@ class RunConfig(BaseModel):
                               "encodes the passages it needs when it needs them (cached).")
     dense_index_type: Literal["flat", "hnsw", "ivf", "auto"] = "flat"
     mine: MineConfig = Field(default_factory=MineConfig)
-    train_biencoder: dict[str, Any] | None = Field(default_factory=dict,
-                                                   description="BiEncoderTrainConfig fields (paths are filled in).")
-    train_reranker: dict[str, Any] | None = Field(default_factory=dict,
-                                                  description="RerankerTrainConfig fields (paths are filled in).")
+    train_biencoder: BiEncoderSettings | None = Field(
+        default_factory=BiEncoderSettings, description="How the bi-encoder trains (the base model and the files are "
+        "the run's); null: no bi-encoder training.")
+    train_reranker: RerankerSettings | None = Field(
+        default_factory=RerankerSettings, description="How the reranker trains (the base model and the files are the "
+        "run's); null: no reranker.")
     reranker_init: Literal["base", "biencoder"] = Field(
         "base", description="Start the reranker's encoder from base_model, or from the run's fine-tuned bi-encoder "
         "(adapted to the corpus by train_biencoder; the classification head is new either way).")
@@ -140,24 +142,15 @@ class RunConfig(BaseModel):
         "Memory for the outputs of the bi-encoder's frozen bottom layers (train_biencoder.train_layers), "
         "shared by the base, tuned and targeted models of the run and across training steps; 0: off."))
 
+    @field_validator("train_biencoder", "train_reranker", mode="before")
+    @classmethod
+    def _no_run_fields(cls, v: Any) -> Any:
+        if isinstance(v, dict) and (bad := set(v) & _RUN_SET):
+            raise ValueError(f"{sorted(bad)} are set by the run (base_model is the top-level one)")
+        return v
+
     @model_validator(mode="after")
     def _check_training_sections(self) -> RunConfig:
-        from lextune.train.biencoder import BiEncoderTrainConfig
-        from lextune.train.reranker import RerankerTrainConfig
-
-        for name, model in (("train_biencoder", BiEncoderTrainConfig), ("train_reranker", RerankerTrainConfig)):
-            section = getattr(self, name)
-            if section is None:
-                continue
-            bad = set(section) & (set(_PATHS) | {"base_model"})
-            if bad:
-                raise ValueError(f"{name}: {sorted(bad)} are set by the run (base_model is the top-level one)")
-            try:
-                model.model_validate({**section, **_PATHS})
-            except ValidationError as exc:  # name the section, as a YAML path, in the run's own error
-                first = exc.errors()[0]
-                where = ".".join([name, *(str(x) for x in first["loc"])])
-                raise ValueError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
         if not self.dense_index and self.mine.scorer == "dense":
             raise ValueError("dense_index: false leaves the index without a dense part: set mine.scorer to bm25 "
                              "(or reranker)")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from lextune.errors import ConfigError
 from lextune.eval.failures import CATEGORIES, category_counts, failure_cases, write_failures
 from lextune.eval.metrics import evaluate_run
 from lextune.pipeline.config import TargetedConfig
+from lextune.schema import TrainingExample, read_training_examples
 
 METRICS = ["ndcg@10", "mrr@10", "hit_rate@1", "recall@10"]
 
@@ -33,7 +33,8 @@ def _part(qid: str, seed: int) -> float:
     return int(hashlib.sha1(f"{seed}:{qid}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def targeted_records(cases, chunks: dict, docs: dict, cfg: TargetedConfig, banned_texts: set[str]) -> list[dict]:
+def targeted_records(cases, chunks: dict, docs: dict, cfg: TargetedConfig,
+                     banned_texts: set[str]) -> list[TrainingExample]:
     """New training records around the missed gold chunks, negatives from what outranked them."""
     from lextune.synth.generators import ict_queries, title_queries
 
@@ -60,7 +61,7 @@ def targeted_records(cases, chunks: dict, docs: dict, cfg: TargetedConfig, banne
                        "source_failure": case.query_id, "category": case.category}
                 if pos_text:
                     rec["pos_text"] = pos_text
-                records.append(rec)
+                records.append(TrainingExample(**rec))
     return records
 
 
@@ -104,15 +105,14 @@ def run_targeted(cfg: TargetedConfig, *, model: str | Path, index_dir: str | Pat
     records = targeted_records(cases, chunks, index.docs, cfg, banned_texts=set(ds.queries.values()))
     if not records:
         raise ConfigError("no targeted record could be made (no failures with negatives in the select split)")
-    with open(train_file, encoding="utf-8") as f:
-        earlier = [json.loads(line) for line in f if line.strip()]
+    earlier = read_training_examples(train_file)
     rng = random.Random(cfg.seed)
     replay = rng.sample(earlier, min(len(earlier), int(round(len(records) * cfg.replay_ratio))))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out_dir / "data", overwrite=True) as tmp:
         with open(tmp / "train.jsonl", "w", encoding="utf-8") as f:
             for rec in records + replay:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                f.write(rec.model_dump_json(exclude_unset=True) + "\n")
         write_failures(cases, tmp, name="failures-select")
     data_file = out_dir / "data" / "train.jsonl"
     say(f"{len(cases)} failures -> {len(records)} new records + {len(replay)} replayed; continuing training")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lextune.synth.generators import SynthQuery
+from lextune.schema import SynthQuery
 
 _NORM = re.compile(r"[\s\W_]+")
 

@@ -9,28 +9,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from lextune.ingest.structure import parse_heading
-from lextune.schema import Chunk, RefEdge
+from lextune.schema import Chunk, RefEdge, SynthQuery
 
 _SENT_SPLIT = re.compile(r"(?<=[.?!다])\s+(?=\S)")
 _CITATION = re.compile(r"「[^」]{1,80}」|(?:같은\s*법|이\s*법|법|영)?\s*제\s*\d+\s*조(?:의\s*\d+)?(?:\s*제\s*\d+\s*[항호])*|제\s*\d+\s*[항호](?:\s*제\s*\d+\s*호)?")
 _TITLE_RE = re.compile(r"제\d+조(?:의\d+)?\(([^)]*(?:\([^)]*\))?[^)]*)\)")
-
-
-@dataclass
-class SynthQuery:
-    id: str
-    text: str
-    positives: list[str]
-    generator: str
-    version: str
-    source_doc: str
-    metadata: dict = field(default_factory=dict)
-    # Chunks that contain the query's own text without being its answer (a citing paragraph for its
-    # citation query): evaluation does not count them and mining never picks them as negatives.
-    ignore: list[str] = field(default_factory=list)
 
 
 def _article_title(chunk: Chunk) -> str | None:

@@ -27,8 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.errors import ConfigError, LextuneError
 from lextune.extras import optional_import
-from lextune.schema import Chunk
-from lextune.synth.generators import SynthQuery
+from lextune.schema import Chunk, SynthQuery
 
 Style = Literal["lay", "expert", "keyword"]
 

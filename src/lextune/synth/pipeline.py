@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from lextune.artifacts import atomic_dir, file_sha256, make_meta, summary_dict, write_json_atomic
 from lextune.config import save_config
 from lextune.errors import ConfigError
+from lextune.schema import SynthQuery
 from lextune.synth.filters import FilterStats, filter_queries
-from lextune.synth.generators import GENERATORS, WHOLE_CORPUS, SynthQuery
+from lextune.synth.generators import GENERATORS, WHOLE_CORPUS
 from lextune.synth.llm import LLMConfig
 
 Generator = Literal["llm", "title", "ict", "question", "refs", "precedents", "holdings"]

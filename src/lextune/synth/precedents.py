@@ -24,8 +24,7 @@ from lextune.errors import InputFormatError
 from lextune.ingest.documents import strip_html
 from lextune.ingest.refs import Citation, CitationGroup, RefIndex, parse_reference_groups
 from lextune.jsonl import ReadReport, iter_jsonl
-from lextune.schema import Chunk
-from lextune.synth.generators import SynthQuery
+from lextune.schema import Chunk, SynthQuery
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_ato
 from lextune.config import save_config
 from lextune.errors import ConfigError
 from lextune.extras import optional_import
+from lextune.schema import read_training_examples
 from lextune.train.losses import check_name, get_loss
 from lextune.train.recipes import BIENCODER_RECIPES, RecipeName, fill_recipe
 
@@ -55,18 +56,15 @@ class EvalDuringTraining(BaseModel):
     patience: int | None = Field(3, ge=1, description="Stop after this many evaluations without gain; None: never.")
 
 
-class BiEncoderTrainConfig(BaseModel):
-    """Everything a bi-encoder run needs; saved beside the model. Fields left out come from the device's
-    recipe (``lextune.train.recipes``: the measured CPU recipe, or the GPU one), then from the defaults."""
+class BiEncoderSettings(BaseModel):
+    """How a bi-encoder trains (what ``lextune run``'s ``train_biencoder:`` section holds). Fields left out come
+    from the device's recipe (``lextune.train.recipes``: the measured CPU recipe, or the GPU one), then from the
+    defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
     recipe: RecipeName = Field("auto", description="Defaults for the fields left out: auto (by device), cpu, "
                                "gpu, or none (the plain field defaults).")
-    base_model: str = "bundled:multilingual-e5-small"
-    train_file: str
-    corpus: str = Field(..., description="An index folder (docs.jsonl) or an ingest folder (chunks.jsonl).")
-    output_dir: str
     loss: str = Field("infonce", description="A registered bi-encoder loss (lextune.train.losses): infonce, "
                       "cached_infonce, margin_mse, kl.")
     temperature: float = Field(0.02, gt=0)
@@ -112,6 +110,15 @@ class BiEncoderTrainConfig(BaseModel):
         return fill_recipe(data, BIENCODER_RECIPES)
 
 
+class BiEncoderTrainConfig(BiEncoderSettings):
+    """Everything a bi-encoder run needs (its settings, the base model and the files); saved beside the model."""
+
+    base_model: str = "bundled:multilingual-e5-small"
+    train_file: str
+    corpus: str = Field(..., description="An index folder (docs.jsonl) or an ingest folder (chunks.jsonl).")
+    output_dir: str
+
+
 def load_texts(corpus: str | Path) -> dict[str, str]:
     """Passage texts by id from an index folder or an ingest (chunks) folder: what training examples point at."""
     from lextune.index.lexindex import is_index_folder, read_docs
@@ -132,8 +139,7 @@ def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None
     for i in range(cfg.n_negatives):
         rows[f"negative_{i + 1}"] = []
     skipped = 0
-    with open(cfg.train_file, encoding="utf-8") as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_training_examples(cfg.train_file)
     rng.shuffle(records)
     data = get_loss("biencoder", cfg.loss).data
     distill = data in ("margins", "scores")
@@ -141,21 +147,19 @@ def build_dataset(cfg: BiEncoderTrainConfig, texts: dict[str, str] | None = None
     for line_no, rec in enumerate(records, 1):
         if cfg.max_examples and len(rows["anchor"]) >= cfg.max_examples:
             break
-        neg_ids = rec.get("neg", [])
-        neg_scores = rec.get("neg_scores") or []
-        negs = [(n, neg_scores[i] if i < len(neg_scores) else None) for i, n in enumerate(neg_ids) if n in texts]
-        pos_scores = rec.get("pos_scores") or []
-        pos = [(p, pos_scores[i] if i < len(pos_scores) else None) for i, p in enumerate(rec.get("pos", [])) if p in texts]
+        neg_scores, pos_scores = rec.neg_scores, rec.pos_scores
+        negs = [(n, neg_scores[i] if i < len(neg_scores) else None) for i, n in enumerate(rec.neg) if n in texts]
+        pos = [(p, pos_scores[i] if i < len(pos_scores) else None) for i, p in enumerate(rec.pos) if p in texts]
         if not pos or len(negs) < cfg.n_negatives:
             skipped += 1
             continue
         if distill and (any(s is None for _, s in pos) or any(s is None for _, s in negs[: cfg.n_negatives])):
-            raise ConfigError(f"{cfg.train_file}: record {rec.get('query_id', line_no)} has no pos_scores/neg_scores; "
+            raise ConfigError(f"{cfg.train_file}: record {rec.query_id or line_no} has no pos_scores/neg_scores; "
                               f"loss {cfg.loss!r} distils from the scores that `lextune mine` stores")
         chosen = pos[: cfg.max_positives] if cfg.max_positives > 1 else [rng.choice(pos)]
         for j, (pid, pscore) in enumerate(chosen):
-            rows["anchor"].append(rec["query"])
-            rows["positive"].append(rec.get("pos_text") if (j == 0 and rec.get("pos_text")) else texts[pid])
+            rows["anchor"].append(rec.query)
+            rows["positive"].append(rec.pos_text if (j == 0 and rec.pos_text) else texts[pid])
             for i in range(cfg.n_negatives):
                 rows[f"negative_{i + 1}"].append(texts[negs[i][0]])
             if distill:

@@ -21,6 +21,7 @@ from lextune.artifacts import atomic_dir, file_sha256, make_meta, write_json_ato
 from lextune.config import save_config
 from lextune.errors import ConfigError
 from lextune.extras import optional_import
+from lextune.schema import TrainingExample, read_training_examples
 from lextune.train.biencoder import (
     LoraSettings,
     freeze_lower_layers,
@@ -33,18 +34,14 @@ from lextune.train.losses import check_name, get_loss
 from lextune.train.recipes import RERANKER_RECIPES, RecipeName, fill_recipe
 
 
-class RerankerTrainConfig(BaseModel):
-    """A reranker run; saved beside the model. Fields left out come from the device's recipe
-    (``lextune.train.recipes``), then from the defaults."""
+class RerankerSettings(BaseModel):
+    """How a reranker trains (what ``lextune run``'s ``train_reranker:`` section holds). Fields left out come from
+    the device's recipe (``lextune.train.recipes``), then from the defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
     recipe: RecipeName = Field("auto", description="Defaults for the fields left out: auto (by device), cpu, "
                                "gpu, or none (the plain field defaults).")
-    base_model: str = "bundled:multilingual-e5-small"
-    train_file: str
-    corpus: str
-    output_dir: str
     loss: str = Field("listwise", description="A registered reranker loss (lextune.train.losses): listwise, "
                       "pairwise, pointwise.")
     n_negatives: int = Field(3, ge=1)
@@ -77,26 +74,36 @@ class RerankerTrainConfig(BaseModel):
         return fill_recipe(data, RERANKER_RECIPES)
 
 
-def epoch_rows(records: list[dict], texts: dict[str, str], cfg: RerankerTrainConfig, epoch: int) -> list[dict]:
+class RerankerTrainConfig(RerankerSettings):
+    """A reranker run (its settings, the base model and the files); saved beside the model."""
+
+    base_model: str = "bundled:multilingual-e5-small"
+    train_file: str
+    corpus: str
+    output_dir: str
+
+
+def epoch_rows(records: list[TrainingExample], texts: dict[str, str], cfg: RerankerTrainConfig,
+               epoch: int) -> list[dict]:
     """One epoch of (query, docs, labels) lists: the positive first, then freshly sampled negatives."""
     rng = random.Random(cfg.seed * 1000 + epoch)
     ids = list(texts)
     rows = []
     for rec in records:
-        pos = [p for p in rec.get("pos", []) if p in texts]
-        hard = [n for n in rec.get("neg", []) if n in texts]
+        pos = [p for p in rec.pos if p in texts]
+        hard = [n for n in rec.neg if n in texts]
         if not pos or not hard:
             continue
         n_rand = int(round(cfg.n_negatives * cfg.random_ratio))
         chosen = rng.sample(hard, min(len(hard), cfg.n_negatives - n_rand))
-        banned = set(pos) | set(rec.get("neg", []))
+        banned = set(pos) | set(rec.neg)
         while len(chosen) < cfg.n_negatives and len(banned) < len(ids):
             c = rng.choice(ids)
             if c not in banned:
                 chosen.append(c)
                 banned.add(c)
-        docs = [rec.get("pos_text") or texts[rng.choice(pos)]] + [texts[c] for c in chosen]
-        rows.append({"query": rec["query"], "docs": docs, "labels": [1] + [0] * (len(docs) - 1)})
+        docs = [rec.pos_text or texts[rng.choice(pos)]] + [texts[c] for c in chosen]
+        rows.append({"query": rec.query, "docs": docs, "labels": [1] + [0] * (len(docs) - 1)})
     return rows
 
 
@@ -162,8 +169,7 @@ def train_reranker(cfg: RerankerTrainConfig, *, keep_model: bool = False,
                                                           cross_encoder.CrossEncoderTrainingArguments)
     start = time.perf_counter()
     texts = load_texts(cfg.corpus)
-    with open(cfg.train_file, encoding="utf-8") as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_training_examples(cfg.train_file)
     rows = [r for e in range(cfg.epochs) for r in epoch_rows(records, texts, cfg, e)]  # new negatives each epoch
     if not rows:
         raise ConfigError(f"{cfg.train_file}: no record with a positive and a negative in {cfg.corpus}")
