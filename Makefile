@@ -26,7 +26,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/lextune demo
 
 # The browser tests (the HTML report, PDFs printed for the document readers) need Debian's chromium and
-# fonts-nanum: `apt-get install chromium fonts-nanum` (.ci/run does it); without them they are skipped.
+# fonts-nanum, the encrypted-PDF test qpdf: `apt-get install chromium fonts-nanum qpdf` (.ci/run does it);
+# without them those tests are skipped.
 test: $(VENV)/.installed
 	$(PY) -m pytest
 

@@ -5,6 +5,7 @@ and every unreadable file named with its reason while the rest is ingested."""
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -167,3 +168,21 @@ def test_ingest_cli_reports_pages_that_need_ocr(tmp_path):
     assert res.exit_code == 0, res.output
     flat = "".join(res.output.split())
     assert "needOCR" in flat and "terms.pdf" in flat
+
+
+@pytest.mark.skipif(shutil.which("qpdf") is None, reason="needs Debian's qpdf to encrypt a PDF (.ci/run installs it)")
+def test_an_encrypted_pdf_is_named_as_encrypted(tmp_path):
+    import subprocess
+
+    import pypdfium2 as pdfium
+
+    plain = tmp_path / "plain.pdf"
+    doc = pdfium.PdfDocument.new()
+    doc.new_page(200, 200)
+    doc.save(plain)
+    locked = tmp_path / "locked.pdf"
+    subprocess.run(["qpdf", "--encrypt", "user-secret", "owner-secret", "256", "--", str(plain), str(locked)],
+                   check=True, capture_output=True)
+    summary = ingest([locked, fx.write_docx(tmp_path / "terms.docx")], tmp_path / "out")
+    assert [(Path(e.path).name, e.message) for e in summary.errors] == [
+        ("locked.pdf", "encrypted PDF (password-protected): decrypt it first")]
