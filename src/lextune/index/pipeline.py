@@ -474,7 +474,7 @@ class Pipeline:
         return self.run(queries, k, skip=skip)[0]
 
     def explain(self, queries: dict[str, str], k: int = 10, *, skip: tuple[str, ...] = ()) -> dict[str, list[dict]]:
-        """Query id -> ranked hits ``{id, rank, score, title, text, parent_id, scores}``; ``scores`` holds what
+        """Query id -> ranked hits ``{id, rank, score, title, text, parent_id, law, article, scores}``; ``scores`` holds what
         each part gave the hit (bm25, dense, fused, rerank; absent: not retrieved by that part); a hit that a
         step added (cross-reference expansion) has ``note``: why."""
         run, trace = self.run(queries, k, skip=skip)
@@ -485,7 +485,8 @@ class Pipeline:
                 doc = self.index.docs.get(d, {})
                 scores = {name: float(part[q][d]) for name, part in trace.items() if d in part.get(q, {})}
                 hits.append({"id": d, "rank": rank, "score": float(run[q][d]), "title": doc.get("title"),
-                             "text": doc.get("text"), "parent_id": doc.get("parent_id"), "scores": scores})
+                             "text": doc.get("text"), "parent_id": doc.get("parent_id"), "law": doc.get("law"),
+                             "article": doc.get("article"), "scores": scores})
                 if note := trace.notes.get(q, {}).get(d):
                     hits[-1]["note"] = note
             out[q] = hits

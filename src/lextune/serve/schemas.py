@@ -83,6 +83,8 @@ class SearchHit(BaseModel):
     title: str | None = Field(None, description="Breadcrumb: law > chapter > article > paragraph.")
     text: str | None = None
     parent_id: str | None = None
+    law: str | None = Field(None, description="The law the hit belongs to (statutes and statute-like documents).")
+    article: str | None = Field(None, description="Its article: '6의2' is 제6조의2.")
     scores: dict[str, float] = Field(default_factory=dict, description="What each part gave the hit: bm25, dense, "
                                      "fused, route, expand, pool, rerank.")
     note: str | None = Field(None, description="Why a step added the hit (cross-reference expansion: "
