@@ -34,6 +34,7 @@ app.command("embed")(embed_cmd.embed)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("demo")(demo_cmd.demo)
 app.command("serve")(serve_cmd.serve_cmd)
+app.command("label")(serve_cmd.label_cmd)
 app.command("run")(run_cmd.run_cmd)
 app.command("targeted")(run_cmd.targeted_cmd)
 

@@ -52,3 +52,24 @@ def serve_cmd(
             cfg = cfg.model_copy(update={"model": None})  # the index's own model
         out.print(f"lextune serve on http://{cfg.host}:{cfg.port} (docs at /docs)")
         serve(cfg)
+
+
+def label_cmd(
+    index: Path = typer.Option(..., "--index", "-i", help="The index whose passages are judged."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Labels folder: events.jsonl, and the BEIR export."),
+    k: int = typer.Option(10, "-k", help="Hits of each system (BM25, dense) pooled per question."),
+    dense_model: str | None = typer.Option(None, "--dense-model", help="Dense model for an index without a dense part."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8010, "--port"),
+) -> None:
+    """A page for judging a few real questions (keys 2/1/0, s skip, u undo); every judgement is saved at once,
+    and `export` writes a BEIR folder that `lextune eval --data` and a run's `validation:` read."""
+    setup_logging()
+    with user_errors():
+        from lextune.extras import optional_import
+        from lextune.serve.label import create_label_app
+
+        uvicorn = optional_import("uvicorn", "serve", "the labelling page")
+        app = create_label_app(index, out_dir, k=k, dense_model=dense_model)
+        out.print(f"lextune label on http://{host}:{port} (labels in {out_dir})")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
