@@ -149,6 +149,8 @@ def test_three_questions_labelled_with_keys_survive_a_reload_and_export_to_eval(
     grades = [int(line.split("\t")[2]) for line in qrels]
     assert len(qrels) == 8 and grades[:2] == [2, 0] and sorted(grades[2:]) == [0, 0, 1, 1, 2, 2]
     assert (labels / "qrels" / "dev.tsv").read_text() == (labels / "qrels" / "test.tsv").read_text()
+    assert sorted(p.name for p in labels.iterdir()) == ["corpus.jsonl", "events.jsonl", "meta.json", "qrels",
+                                                        "queries.jsonl"]
     res = CliRunner().invoke(app, ["eval", "--data", str(labels), "--index", str(tmp_path / "idx"), "-s", "bm25",
                                    "--out", str(tmp_path / "ev"), "--no-report"])
     assert res.exit_code == 0, res.output

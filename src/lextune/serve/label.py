@@ -12,6 +12,7 @@ as ``qrels/dev.tsv``, the split `lextune eval --data` and a run's ``validation:`
 import hashlib
 import json
 import random
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -110,6 +111,7 @@ def export_beir(index, store: LabelStore) -> dict:
     (folder / "qrels").mkdir(exist_ok=True)
     for split in ("test", "dev"):
         (folder / ".export" / "qrels" / f"{split}.tsv").replace(folder / "qrels" / f"{split}.tsv")
+    shutil.rmtree(folder / ".export", ignore_errors=True)
     summary = {"queries": len(judged), "judgements": rows.count("\n"),
                "relevant": sum(1 for q in judged.values() for _, g in q["done"] if g)}
     write_json_atomic(folder / "meta.json", make_meta("labels", inputs={"index": str(index.folder)}, summary=summary))
