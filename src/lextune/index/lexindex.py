@@ -125,8 +125,6 @@ def stored_dense(folder: str | Path, fingerprint: str) -> DenseIndex | None:
     return DenseIndex.load(dense) if info.get("fingerprint") == fingerprint else None
 
 
-
-
 def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig | None = None,
                 source: dict | None = None, encoder=None,
                 progress: Callable[[int, int], None] | None = None, links: list[RefEdge] | None = None) -> LexIndex:

@@ -51,7 +51,8 @@ class DocOptions:
     precedent_body: bool = True
 
 
-def _chunk(cid: str, doc_id: str, kind: ChunkKind, title: str, text: str, opts: DocOptions, **kw) -> Chunk:
+def make_chunk(cid: str, doc_id: str, kind: ChunkKind, title: str, text: str, opts: DocOptions, **kw) -> Chunk:
+    """A chunk of a document, its breadcrumb put before the embedded text when ``opts`` asks for it."""
     contents = f"{title}\n{text}" if opts.prepend_title and title else text
     return Chunk(id=cid, doc_id=doc_id, kind=kind, title=title, text=text, contents=contents, **kw)
 
@@ -103,11 +104,11 @@ def precedent_chunks(obj: dict, opts: DocOptions) -> list[Chunk]:
                                      ("판결요지", "holding", ChunkKind.PRECEDENT_HOLDING)):
         text, _ = clean_text(strip_html(obj.get(field_name) or ""))
         if text:
-            out.append(_chunk(f"{doc_id}:{suffix}", doc_id, kind, f"{head} > {field_name}", text, opts, **base))
+            out.append(make_chunk(f"{doc_id}:{suffix}", doc_id, kind, f"{head} > {field_name}", text, opts, **base))
     if opts.precedent_body:
         body, _ = clean_text(strip_html(obj.get("판례내용") or obj.get("판결본문") or ""))
         for i, piece in enumerate(split_by_length(body, opts.max_chars), start=1):
-            out.append(_chunk(f"{doc_id}:body{i}", doc_id, ChunkKind.PRECEDENT_BODY, f"{head} > 본문 {i}", piece, opts,
+            out.append(make_chunk(f"{doc_id}:body{i}", doc_id, ChunkKind.PRECEDENT_BODY, f"{head} > 본문 {i}", piece, opts,
                               parent_id=doc_id, **base))
     return out
 
@@ -128,8 +129,8 @@ def record_chunks(obj: dict, *, id_field: str, text_field: str, title_field: str
     pieces = split_by_length(text, opts.max_chars) or [text]
     rid = str(rid)
     if len(pieces) == 1:
-        return [_chunk(rid, rid, ChunkKind.SECTION, title, pieces[0], opts, doc_kind=doc_kind, metadata=meta)]
-    return [_chunk(f"{rid}#{i}", rid, ChunkKind.SECTION, title, p, opts, parent_id=rid, doc_kind=doc_kind, metadata=meta)
+        return [make_chunk(rid, rid, ChunkKind.SECTION, title, pieces[0], opts, doc_kind=doc_kind, metadata=meta)]
+    return [make_chunk(f"{rid}#{i}", rid, ChunkKind.SECTION, title, p, opts, parent_id=rid, doc_kind=doc_kind, metadata=meta)
             for i, p in enumerate(pieces, start=1)]
 
 
@@ -152,4 +153,4 @@ def text_document_chunks(text: str, doc_id: str, *, markdown: bool, opts: DocOpt
         for piece in split_by_length(body, opts.max_chars):
             n += 1
             title = " > ".join([doc_id, *spath])
-            yield _chunk(f"{doc_id}:s{n}", doc_id, ChunkKind.SECTION, title, piece.strip(), opts, path=spath)
+            yield make_chunk(f"{doc_id}:s{n}", doc_id, ChunkKind.SECTION, title, piece.strip(), opts, path=spath)

@@ -62,7 +62,10 @@ def _date(value) -> str | None:
     return re.sub(r"\D", "", str(value)) or None
 
 
-class _Builder:
+class StatuteBuilder:
+    """Fills a LawDoc line by line: articles, ``**①**`` paragraphs, ``1.`` items, indented ``가.`` 목 (the shape of
+    legalize-kr Markdown, and of plain-text documents rewritten into it by ``text_law``)."""
+
     def __init__(self, doc: LawDoc) -> None:
         self.doc = doc
         self.article: Article | None = None
@@ -149,7 +152,7 @@ def parse_law_markdown(text: str, source: str = "") -> LawDoc:
         metadata={k: meta[k] for k in ("법령MST", "공포일자", "상태") if k in meta},
     )
     tracker = PathTracker()
-    builder = _Builder(doc)
+    builder = StatuteBuilder(doc)
     addenda: list[list[str]] = []
     preamble: list[str] = []
     in_addenda = False

@@ -168,11 +168,12 @@ def read_source(source: Source, cfg: IngestConfig, summary: IngestSummary) -> It
     """What the source's reader makes of it, after its signature is checked."""
     spec = READERS[SUFFIX_READER[source.suffix]]
     if spec.magic:
-        head = source.read_bytes()[:16]
-        if not head:
+        data = source.read_bytes()  # once: the reader gets these bytes, not a second read of the file
+        if not data:
             raise InputFormatError("empty file", path=source.name)
-        if not head.startswith(spec.magic):
-            raise InputFormatError(f"not a {spec.name.upper()} file (it starts with {head[:8]!r})", path=source.name)
+        if not data.startswith(spec.magic):
+            raise InputFormatError(f"not a {spec.name.upper()} file (it starts with {data[:8]!r})", path=source.name)
+        source = Source(source.name, source.suffix, lambda: data)
     return spec.read(source, cfg, summary)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
-from lextune.ingest.documents import DocOptions, _chunk, split_by_length
+from lextune.ingest.documents import DocOptions, make_chunk, split_by_length
 from lextune.ingest.extract import Segment
-from lextune.ingest.markdown_law import _Builder
+from lextune.ingest.markdown_law import StatuteBuilder
 from lextune.ingest.structure import CIRCLED, HEADING_RE, LawDoc, PathTracker, clean_text
 from lextune.schema import Chunk, ChunkKind, DocKind
 
@@ -37,7 +37,7 @@ def parse_text_law(segments: list[Segment], doc_id: str, name: str, kind: DocKin
         return None
     doc = LawDoc(doc_id=doc_id, name=name, kind=kind, source=doc_id)
     tracker = PathTracker()
-    builder = _Builder(doc)
+    builder = StatuteBuilder(doc)
     preamble: list[str] = []
     for seg in segments:
         text = seg.text.strip()
@@ -84,7 +84,7 @@ def section_chunks(segments: list[Segment], doc_id: str, name: str, opts: DocOpt
         crumb = " > ".join([name, *path] + ([f"p. {page}"] if page else []))
         for piece in split_by_length("\n".join(s.text for s in body), opts.max_chars):
             meta = {"page": page} if page else {}
-            out.append(_chunk(f"{doc_id}:s{len(out) + 1}", doc_id, ChunkKind.SECTION, crumb, piece.strip(), opts,
+            out.append(make_chunk(f"{doc_id}:s{len(out) + 1}", doc_id, ChunkKind.SECTION, crumb, piece.strip(), opts,
                               law_name=name, path=list(path), metadata=meta))
         body.clear()
 

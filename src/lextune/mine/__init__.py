@@ -56,7 +56,7 @@ class _Miner:
     rng: random.Random
     summary: MineSummary
 
-    def record(self, qid: str, text: str, found: set[str]) -> dict | None:
+    def record(self, qid: str, text: str, found: set[str]) -> TrainingExample | None:
         """The query's training record, or None (counted) when it ends with no negative."""
         config, summary, pos = self.config, self.summary, self.positives[qid]
         summary.candidates += len(found - set(pos))
@@ -102,7 +102,7 @@ class _Miner:
                "neg_kinds": kinds + ["random"] * len(rand)}
         if self.qmeta[qid].get("positive_text"):
             rec["pos_text"] = self.qmeta[qid]["positive_text"]
-        return rec
+        return TrainingExample(**rec)
 
 
 def _resume(partial: Path) -> set[str]:
@@ -159,10 +159,10 @@ def mine(queries_dir: str | Path, index_dir: str | Path, out_path: str | Path, c
             for qid, text in batch.items():
                 if (rec := miner.record(qid, text, found[qid])) is None:
                     continue
-                sink.write(TrainingExample(**rec).model_dump_json(exclude_unset=True) + "\n")
+                sink.write(rec.model_dump_json(exclude_unset=True) + "\n")
                 summary.records += 1
-                summary.pos_scores.extend(rec["pos_scores"])
-                summary.neg_scores.extend(s for s in rec["neg_scores"] if s is not None)
+                summary.pos_scores.extend(rec.pos_scores)
+                summary.neg_scores.extend(s for s in rec.neg_scores if s is not None)
             sink.flush()
             if progress:
                 progress(min(len(todo), b + config.batch_size), len(todo))

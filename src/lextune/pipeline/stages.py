@@ -52,8 +52,8 @@ class StageSpec:
     run: Callable[[RunContext], dict]
     upstream: Callable[[RunConfig], list[str]]
     config: Callable[[RunConfig], Any]  # what of the run's config the stage's key holds
-    inputs: Callable[[RunConfig], list[str]] = lambda cfg: []  # files whose contents the key holds
-    enabled: Callable[[RunConfig], bool] = lambda cfg: True
+    inputs: Callable[[RunConfig], list[str]]  # files whose contents the key holds
+    enabled: Callable[[RunConfig], bool]
 
 
 STAGES: dict[str, StageSpec] = {}
