@@ -5,13 +5,14 @@ written here (olefile only reads them). No binary fixture is checked in."""
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import zipfile
 import zlib
 from html import escape
 from pathlib import Path
+
+from liveserver import chromium
 
 # A 약관 in the shape such documents have: a title, a chapter, articles with paragraphs and items.
 TERMS = [
@@ -44,10 +45,6 @@ def terms(repeat: int = 1) -> list[tuple[str, str]]:
         if r < repeat - 1:
             out.append(("page", ""))
     return out
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def terms_html(blank_page: bool = False, repeat: int = 1, chrome: bool = True) -> str:

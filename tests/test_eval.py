@@ -16,6 +16,7 @@ from lextune.errors import InputFormatError
 from lextune.eval.evaluate import EvalConfig, evaluate
 from lextune.eval.failures import failure_cases, write_failures
 from lextune.runs import load_beir, read_qrels, read_trec_run, write_trec_run
+from liveserver import chromium
 
 TINY = Path(__file__).parent / "fixtures" / "beir_tiny"
 QRELS = {"q1": {"d1": 2, "d2": 1}, "q3": {"d9": 1}}
@@ -125,11 +126,7 @@ def test_cli_eval_with_run_files_writes_everything(tmp_path):
     assert html.count('class="chart"') == 3 and "data:image/png;base64," in html
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (apt-get install chromium)")
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(tmp_path, bundled_dir):
     """Open the report like a person would: charts drawn, page not blank, no console errors."""
     from lextune.eval.run import System, run_evaluation
@@ -144,13 +141,13 @@ def test_report_renders_in_headless_chromium(tmp_path, bundled_dir):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"]
-    proc = subprocess.run([_chromium(), *flags, "--enable-logging=stderr", "--v=0",
+    proc = subprocess.run([chromium(), *flags, "--enable-logging=stderr", "--v=0",
                            f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert shot.is_file(), proc.stderr[-2000:]
     console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert console_errors == []
     # count the images that actually decoded, via the DOM
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([chromium(), *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.stdout.count('class="chart"') == 4
     from PIL import Image
 

@@ -5,15 +5,13 @@ running service, with the chunk's breadcrumb, law, article and scores as metadat
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from lextune.cli.main import app
+from liveserver import serving
 
 LAWS = Path(__file__).resolve().parents[1] / "src" / "lextune" / "data" / "laws"
 QUESTIONS = {"q1": "금융거래의 비밀보장과 거래정보 제공", "q2": "채권추심자가 채무자에게 연락할 수 있는 시간",
@@ -82,15 +80,7 @@ def test_llama_index_retriever_returns_what_lextune_search_returns(indexed):
     assert node.metadata["law"] and node.metadata["article"] and node.text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_both_retrievers_over_a_running_service_match_the_local_pipeline(indexed, monkeypatch):
-    import uvicorn
-
     from lextune.config import load_config
     from lextune.errors import ConfigError
     from lextune.index.pipeline import PipelineConfig
@@ -102,15 +92,7 @@ def test_both_retrievers_over_a_running_service_match_the_local_pipeline(indexed
     monkeypatch.setenv("LEXTUNE_INTEGRATION_KEY", "k-123")
     config = ServeConfig(index=str(folder / "idx"), pipeline=load_config(PipelineConfig, folder / "pipeline.yaml"),
                          api_key_env="LEXTUNE_INTEGRATION_KEY")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with serving(create_app(config)) as url:
         lc = LangChainRetriever(url=url, api_key="k-123", k=5)
         li = LlamaRetriever(url=url, api_key="k-123", k=5)
         for q, text in QUESTIONS.items():
@@ -119,8 +101,5 @@ def test_both_retrievers_over_a_running_service_match_the_local_pipeline(indexed
         assert lc.invoke(QUESTIONS["q2"])[0].metadata["law"] == "채권의 공정한 추심에 관한 법률"
         with pytest.raises(ConfigError, match="401"):
             LangChainRetriever(url=url, api_key="wrong", k=5).invoke("보증금")
-    finally:
-        server.should_exit = True
-        thread.join(10)
     with pytest.raises(ConfigError, match="either index"):
         LangChainRetriever(k=5)

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -18,16 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from lextune.cli.main import app
+from liveserver import chromium, free_port, serving
 
 LAWS = Path(__file__).resolve().parents[1] / "src" / "lextune" / "data" / "laws"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM = chromium()
 QUESTIONS = ["금융거래의 비밀보장", "채권추심자가 연락할 수 있는 시간", "실명확인 의무"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Browser:
@@ -36,7 +29,7 @@ class Browser:
     def __init__(self, profile: Path) -> None:
         from websockets.sync.client import connect
 
-        port = _free_port()
+        port = free_port()
         self.proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                       "--disable-background-networking", "--disable-component-update",
                                       f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
@@ -95,8 +88,6 @@ class Browser:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium and fonts-nanum (.ci/run installs them)")
 def test_three_questions_labelled_with_keys_survive_a_reload_and_export_to_eval(tmp_path):
-    import uvicorn
-
     from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
     from lextune.index.dense import DenseConfig
     from lextune.ingest import ingest_chunks
@@ -105,46 +96,38 @@ def test_three_questions_labelled_with_keys_survive_a_reload_and_export_to_eval(
     chunks, _ = ingest_chunks([LAWS / "000549.json", LAWS / "010910.json"])
     build_index(docs_from_chunks(chunks), tmp_path / "idx", IndexBuildConfig(dense=DenseConfig()))  # BM25 + e5
     labels = tmp_path / "labels"
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_label_app(tmp_path / "idx", labels, k=3), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    browser = Browser(tmp_path / "profile")
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        browser.open(url)
-        assert "NanumGothic" in browser.js("getComputedStyle(document.body).fontFamily")  # Korean fonts named
-        for i, question in enumerate(QUESTIONS):
-            browser.js("document.getElementById('q').focus()")
-            browser.js("document.getElementById('q').value = ''")
-            browser.send("Input.insertText", text=question)
-            browser.key("Enter")
-            browser.wait("document.querySelectorAll('.hit').length > 0 && document.activeElement.id !== 'q'")
-            for key in ["2", "0", "s", "1"] if i == 0 else ["2", "1", "0"]:
-                browser.key(key)
-                time.sleep(0.15)
-            if i == 0:  # the last judgement (1) taken back
-                browser.key("u")
-            browser.wait("document.getElementById('status').textContent.includes('judged')")
-        time.sleep(0.5)
-        shot = browser.send("Page.captureScreenshot", format="png")["data"]
-        if os.environ.get("LEXTUNE_SCREENSHOT"):
-            Path(os.environ["LEXTUNE_SCREENSHOT"]).write_bytes(base64.b64decode(shot))
-        browser.open(url)  # a reload (or a closed tab): everything is on disk already
-        browser.wait("document.querySelectorAll('#done li').length === 3")
-        listed = browser.js("[...document.querySelectorAll('#done li')].map(li => li.textContent)")
-        assert [x.rsplit("/", 1)[0] for x in listed] == [f"{QUESTIONS[0]} (2", f"{QUESTIONS[1]} (3", f"{QUESTIONS[2]} (3"]
-        pooled = [int(x.rsplit("/", 1)[1].rstrip(")")) for x in listed]  # BM25's top 3 and e5's top 3, pooled
-        assert all(3 <= n <= 6 for n in pooled) and max(pooled) > 3
-        browser.js("document.getElementById('export').click()")
-        browser.wait("document.getElementById('status').textContent.startsWith('exported 3')")
-    finally:
-        browser.close()
-        server.should_exit = True
-        thread.join(10)
+    with serving(create_label_app(tmp_path / "idx", labels, k=3)) as base:
+        browser = Browser(tmp_path / "profile")
+        try:
+            url = f"{base}/"
+            browser.open(url)
+            assert "NanumGothic" in browser.js("getComputedStyle(document.body).fontFamily")  # Korean fonts named
+            for i, question in enumerate(QUESTIONS):
+                browser.js("document.getElementById('q').focus()")
+                browser.js("document.getElementById('q').value = ''")
+                browser.send("Input.insertText", text=question)
+                browser.key("Enter")
+                browser.wait("document.querySelectorAll('.hit').length > 0 && document.activeElement.id !== 'q'")
+                for key in ["2", "0", "s", "1"] if i == 0 else ["2", "1", "0"]:
+                    browser.key(key)
+                    time.sleep(0.15)
+                if i == 0:  # the last judgement (1) taken back
+                    browser.key("u")
+                browser.wait("document.getElementById('status').textContent.includes('judged')")
+            time.sleep(0.5)
+            shot = browser.send("Page.captureScreenshot", format="png")["data"]
+            if os.environ.get("LEXTUNE_SCREENSHOT"):
+                Path(os.environ["LEXTUNE_SCREENSHOT"]).write_bytes(base64.b64decode(shot))
+            browser.open(url)  # a reload (or a closed tab): everything is on disk already
+            browser.wait("document.querySelectorAll('#done li').length === 3")
+            listed = browser.js("[...document.querySelectorAll('#done li')].map(li => li.textContent)")
+            assert [x.rsplit("/", 1)[0] for x in listed] == [f"{QUESTIONS[0]} (2", f"{QUESTIONS[1]} (3", f"{QUESTIONS[2]} (3"]
+            pooled = [int(x.rsplit("/", 1)[1].rstrip(")")) for x in listed]  # BM25's top 3 and e5's top 3, pooled
+            assert all(3 <= n <= 6 for n in pooled) and max(pooled) > 3
+            browser.js("document.getElementById('export').click()")
+            browser.wait("document.getElementById('status').textContent.startsWith('exported 3')")
+        finally:
+            browser.close()
     qrels = (labels / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]
     grades = [int(line.split("\t")[2]) for line in qrels]
     assert len(qrels) == 8 and grades[:2] == [2, 0] and sorted(grades[2:]) == [0, 0, 1, 1, 2, 2]

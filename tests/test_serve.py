@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,21 +15,16 @@ import pytest
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
+from liveserver import serving  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 LAW = REPO / "src" / "lextune" / "data" / "laws" / "000549.json"
 KEY = "test-key-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(encoder, onnx_encoder, bundled_dir, module_tmp, monkeypatch_module):
     """The service as `lextune serve` runs it on a CPU: queries on ONNX Runtime, the index built by torch."""
-    import uvicorn
 
     from lextune.index import IndexBuildConfig, build_index, docs_from_chunks
     from lextune.index.dense import DenseConfig
@@ -49,17 +42,8 @@ def served(encoder, onnx_encoder, bundled_dir, module_tmp, monkeypatch_module):
                                  "max_chars": 2000, "max_total_chars": 20_000, "max_k": 20},
                          batching={"max_batch": 64, "max_wait_ms": 20}, rerank_depth=10)
     app = create_app(config, encoder=onnx_encoder, reranker=reranker, index=index)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield {"url": f"http://127.0.0.1:{port}", "app": app, "index": index, "reranker": reranker, "chunks": chunks}
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as url:
+        yield {"url": url, "app": app, "index": index, "reranker": reranker, "chunks": chunks}
 
 
 @pytest.fixture(scope="module")
