@@ -298,7 +298,7 @@ def test_auto_index_type_is_exact_when_small_and_hnsw_when_large():
     ids = [f"d{i}" for i in range(300)]
     small = DenseIndex(DenseConfig(index_type="auto")).build_from_vectors(ids, vecs)
     large = DenseIndex(DenseConfig(index_type="auto", auto_hnsw_above=100)).build_from_vectors(ids, vecs)
-    assert isinstance(small.index, faiss.IndexFlatIP) and isinstance(large.index, faiss.IndexHNSWFlat)
+    assert isinstance(small.store.index, faiss.IndexFlatIP) and isinstance(large.store.index, faiss.IndexHNSWFlat)
     exact = small.search_vectors(["q"], vecs[:1], 5)["q"]
     approx = large.search_vectors(["q"], vecs[:1], 5)["q"]
     assert next(iter(sorted(exact, key=lambda d: -exact[d]))) == "d0" == max(approx, key=approx.get)

@@ -174,11 +174,11 @@ def test_structure_of_ingested_statutes_maps_article_citations_to_their_paragrap
     import tempfile
     from pathlib import Path
 
-    from lextune.index.lexindex import _write_links
+    from lextune.index.lexindex import write_links
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "refs.jsonl"
-        n = _write_links(path, edges, [{"id": i, **v} for i, v in docs.items()])
+        n = write_links(path, edges, [{"id": i, **v} for i, v in docs.items()])
         written = [(e["source"], e["target"]) for e in map(json.loads, path.read_text(encoding="utf-8").splitlines())]
     assert n == 3 and written == [("L:a3:p1", "L:a5:p1"), ("L:a3:p1", "L:a5:p2"), ("L:a3:p1", "M:a2:p1")]
     s = Structure.build(docs, written)

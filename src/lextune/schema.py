@@ -109,6 +109,8 @@ class IndexDoc(BaseModel):
     parent_id: str | None = None
     law: str | None = None
     article: str | None = None
+    kind: str | None = None  # the source's kind (법률, 시행령, 판례, document ...)
+    document: str | None = None  # the source document's id (a law's id, a file's)
 
 
 @dataclass

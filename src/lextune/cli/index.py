@@ -22,6 +22,9 @@ def build(
     dense: str | None = typer.Option(None, "--dense", help="Model spec for a dense part."),
     tokenizer: str = typer.Option("kiwi", "--tokenizer", help="BM25 tokenizer: kiwi or whitespace."),
     index_type: str = typer.Option("flat", "--index-type", help="flat, hnsw, ivf, or auto (HNSW above 200k chunks)."),
+    vector_store: str = typer.Option(
+        "faiss", "--vector-store", help="Where the dense vectors live: faiss, milvus (Milvus Lite inside the index "
+        "folder) or milvus:URI (a Milvus server, e.g. milvus:http://localhost:19530)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML IndexBuildConfig."),
     overrides: list[str] = typer.Option([], "--set"),
 ) -> None:
@@ -29,34 +32,60 @@ def build(
     setup_logging()
     with user_errors():
         from lextune.config import load_config
-        from lextune.errors import ConfigError
         from lextune.index import IndexBuildConfig, build_index
-        from lextune.ingest.refs import beir_chunks, linked_docs
 
-        if (chunks is None) == (beir is None):
-            raise ConfigError("give exactly one of --chunks DIR or --beir DIR")
         values: dict = {}
         if config is None:
             values["bm25"] = {"tokenizer": {"kind": tokenizer}} if bm25 else None
-            values["dense"] = {"model": dense, "index_type": index_type} if dense else None
+            values["dense"] = {"model": dense, "index_type": index_type, "vector_store": vector_store} if dense else None
         cfg = load_config(IndexBuildConfig, config, overrides)
         if config is None:
             cfg = IndexBuildConfig.model_validate(values | {k: v for k, v in cfg.model_dump().items() if k not in values})
-        if chunks is not None:
-            from lextune.ingest import read_chunks
-
-            parsed = read_chunks(chunks)
-            source = {"chunks": str(chunks)}
-        else:
-            from lextune.runs import load_beir
-
-            ds = load_beir(beir)
-            parsed = beir_chunks(ds.corpus)
-            source = {"beir": str(beir)}
-        docs, links = linked_docs(parsed)
+        docs, links, source = _index_input(chunks, beir)
         with progress_bar(enabled=cfg.dense is not None) as progress:
             index = build_index(docs, out_dir, cfg, source=source, progress=progress, links=links)
     out.print(f"indexed {len(index.docs)} documents -> {out_dir} ({', '.join(index.parts)})")
+
+
+@app.command("add")
+def add(
+    index_dir: Path = typer.Argument(..., help="The index folder to update."),
+    chunks: Path | None = typer.Option(None, "--chunks", help="An ingest output folder (chunks.jsonl) to add."),
+    beir: Path | None = typer.Option(None, "--beir", help="Or a BEIR folder (corpus.jsonl)."),
+    full: bool = typer.Option(False, "--full", help="The input is the whole corpus: delete every chunk it lacks "
+                              "(default: only the missing chunks of the documents it holds)."),
+) -> None:
+    """Upsert new and changed chunks by id and delete removed ones; only those are encoded."""
+    setup_logging()
+    with user_errors():
+        from lextune.index.update import update_index
+
+        docs, links, source = _index_input(chunks, beir)
+        with progress_bar() as progress:
+            plan = update_index(index_dir, docs, links=links, full=full, source=source, progress=progress)
+    out.print(f"{index_dir}: {len(plan.added)} added, {len(plan.changed)} changed, {len(plan.removed)} removed, "
+              f"{plan.unchanged} unchanged")
+
+
+def _index_input(chunks: Path | None, beir: Path | None) -> tuple[list[dict], list, dict]:
+    """Index input (documents, citations, where they came from) from an ingest folder or a BEIR corpus."""
+    from lextune.errors import ConfigError
+    from lextune.ingest.refs import beir_chunks, linked_docs
+
+    if (chunks is None) == (beir is None):
+        raise ConfigError("give exactly one of --chunks DIR or --beir DIR")
+    if chunks is not None:
+        from lextune.ingest import read_chunks
+
+        parsed = read_chunks(chunks)
+        source = {"chunks": str(chunks)}
+    else:
+        from lextune.runs import load_beir
+
+        parsed = beir_chunks(load_beir(beir).corpus)
+        source = {"beir": str(beir)}
+    docs, links = linked_docs(parsed)
+    return docs, links, source
 
 
 def search(

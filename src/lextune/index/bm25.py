@@ -55,8 +55,9 @@ class BM25Index:
         self._pos = None
         return self
 
-    def search(self, queries: dict[str, str], k: int = 100) -> Run:
-        """Top-k chunks per query; queries with no usable token get an empty ranking."""
+    def search(self, queries: dict[str, str], k: int = 100, only: frozenset[str] | None = None) -> Run:
+        """Top-k chunks per query (among the ids ``only`` when given); queries with no usable token get an
+        empty ranking."""
         if self._bm25 is None:
             raise ConfigError("the BM25 index is empty: build or load it first")
         qids = list(queries)
@@ -67,8 +68,14 @@ class BM25Index:
         todo = [(q, toks) for q, toks in todo if toks]
         if not todo:
             return run
+        mask = None
+        if only is not None:
+            mask = np.fromiter((d in only for d in self.ids), dtype=np.float32, count=len(self.ids))
+            k = min(k, int(mask.sum()))
+            if k == 0:
+                return run
         k = min(k, len(self.ids))
-        docs, scores = self._bm25.retrieve([t for _, t in todo], k=k, show_progress=False)
+        docs, scores = self._bm25.retrieve([t for _, t in todo], k=k, show_progress=False, weight_mask=mask)
         for (qid, _), row_docs, row_scores in zip(todo, docs, scores, strict=True):
             run[qid] = {self.ids[int(d)]: float(s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0}
         return run

@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.artifacts import atomic_file
 from lextune.errors import ConfigError
-from lextune.extras import optional_import
-from lextune.index.bm25 import scores_matrix_to_run
+from lextune.index.vectorstore import DocFilter, VectorStore, doc_fields, open_store
 from lextune.runs import Run
 
 
@@ -39,10 +38,11 @@ class DenseConfig(BaseModel):
     query_max_seq_length: int | None = None
     long_passages: Literal["truncate", "window"] = "truncate"
     cache: bool = True
-
-
-def _faiss():
-    return optional_import("faiss", "index", "dense search")
+    vector_store: str = Field(
+        "faiss", pattern=r"^(faiss|milvus(:.+)?)$",
+        description="faiss (a file in the index folder), milvus (Milvus Lite: a .db folder in the index folder) "
+        "or milvus:URI (a Milvus server or cluster, e.g. milvus:http://localhost:19530).")
+    collection: str | None = Field(None, description="The Milvus collection (chosen at build).")
 
 
 def text_key(text: str) -> str:
@@ -131,14 +131,19 @@ def encode_passages_cached(encoder, texts: list[str], *, cache: bool = True, par
 
 
 class DenseIndex:
-    """FAISS inner-product index over normalised chunk embeddings."""
+    """Normalised chunk embeddings in a vector store (:mod:`lextune.index.vectorstore`: FAISS by default,
+    Milvus by ``vector_store``), searched by inner product with the model that encoded them."""
 
-    def __init__(self, config: DenseConfig | None = None, encoder=None) -> None:
+    def __init__(self, config: DenseConfig | None = None, encoder=None, folder: Path | None = None) -> None:
         self.config = config or DenseConfig()
         self._encoder = encoder
-        self.ids: list[str] = []
-        self.index = None
+        self.folder = Path(folder) if folder is not None else None
+        self.store: VectorStore = open_store(self.config, self.folder)
         self.model_info: dict = {}
+
+    @property
+    def ids(self) -> list[str]:
+        return self.store.ids
 
     @property
     def encoder(self):
@@ -157,64 +162,62 @@ class DenseIndex:
                 )
         return self._encoder
 
-    def build(self, ids: list[str], texts: list[str], progress=None) -> DenseIndex:
+    def build(self, ids: list[str], texts: list[str], progress=None,
+              fields: list[dict[str, str]] | None = None) -> DenseIndex:
+        """Encode ``texts`` (through the embedding cache) and store them under ``ids`` with their filterable
+        ``fields`` (:func:`~lextune.index.vectorstore.doc_fields`)."""
         vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress)
-        return self.build_from_vectors(ids, vecs)
+        return self.build_from_vectors(ids, vecs, fields)
 
-    def build_from_vectors(self, ids: list[str], vecs: np.ndarray) -> DenseIndex:
-        faiss = _faiss()
-        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-        dim = vecs.shape[1]
-        kind = self.config.index_type
-        if kind == "auto":
-            kind = "hnsw" if len(vecs) > self.config.auto_hnsw_above else "flat"
-        if kind == "flat":
-            index = faiss.IndexFlatIP(dim)
-        elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = self.config.hnsw_ef_search
-        else:
-            nlist = self.config.ivf_nlist or max(1, int(4 * np.sqrt(len(vecs))))
-            quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.train(vecs)
-            index.nprobe = self.config.ivf_nprobe
-        index.add(vecs)
-        self.index = index
-        self.ids = list(ids)
+    def build_from_vectors(self, ids: list[str], vecs: np.ndarray,
+                           fields: list[dict[str, str]] | None = None) -> DenseIndex:
+        if fields is None and self.store.name != "faiss":
+            fields = [doc_fields({}) for _ in ids]
+        self.store.build(list(ids), np.ascontiguousarray(vecs, dtype=np.float32), fields)
         if self._encoder is not None:
-            self.model_info = {"spec": self.encoder.spec, "fingerprint": self.encoder.fingerprint(), "dimension": dim}
+            self.model_info = {"spec": self.encoder.spec, "fingerprint": self.encoder.fingerprint(),
+                               "dimension": int(vecs.shape[1])}
         return self
 
-    def search(self, queries: dict[str, str], k: int = 100) -> Run:
-        if self.index is None:
-            raise ConfigError("the dense index is empty: build or load it first")
+    def search(self, queries: dict[str, str], k: int = 100, where: DocFilter | None = None) -> Run:
+        """Top-k chunks per query (only chunks ``where`` admits, when given)."""
         qids = [q for q in queries if queries[q].strip()]
         run: Run = {q: {} for q in queries}
         if not qids:
             return run
         q = self.encoder.encode_queries([queries[x] for x in qids])
-        return {**run, **self.search_vectors(qids, q, k)}
+        return {**run, **self.search_vectors(qids, q, k, where)}
+
+    def search_vectors(self, qids: list[str], vectors: np.ndarray, k: int, where: DocFilter | None = None) -> Run:
+        hits = self.store.search(vectors, k, where)
+        return {q: dict(row) for q, row in zip(qids, hits, strict=True)}
 
     def vectors(self, rows: list[int]) -> np.ndarray | None:
-        """The stored vectors at ``rows`` (positions in ``ids``); None when the index cannot give them back (an
-        IVF index without a direct map)."""
-        try:
-            return np.stack([self.index.reconstruct(int(i)) for i in rows]).astype(np.float32)
-        except RuntimeError:
-            return None
+        """The stored vectors at ``rows`` (positions in ``ids``); None when the store cannot give them back."""
+        return self.store.vectors([self.ids[int(i)] for i in rows])
 
-    def search_vectors(self, qids: list[str], vectors: np.ndarray, k: int) -> Run:
-        scores, idx = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(self.ids)))
-        return scores_matrix_to_run(qids, self.ids, idx, scores)
+    def upsert(self, ids: list[str], texts: list[str], fields: list[dict[str, str]], progress=None) -> None:
+        """Encode ``texts`` (through the embedding cache) and insert or replace them under ``ids``."""
+        if ids:
+            vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress)
+            self.store.upsert(list(ids), vecs, fields)
+
+    def delete(self, ids: list[str]) -> None:
+        self.store.delete(ids)
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _faiss().write_index(self.index, str(folder / "faiss.index"))
-        (folder / "ids.json").write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
-        (folder / "config.json").write_text(self.config.model_dump_json(indent=2), encoding="utf-8")
+        self.store.save(folder)
+        config = self.config
+        if self.store.name == "milvus":
+            config = config.model_copy(update={"collection": self.store.collection})
+        (folder / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
         (folder / "model.json").write_text(json.dumps(self.model_info, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def close(self) -> None:
+        """Let go of the store's connections and files (Milvus Lite holds its folder while open)."""
+        self.store.close()
 
     @classmethod
     def load(cls, folder: str | Path, encoder=None) -> DenseIndex:
@@ -228,12 +231,7 @@ class DenseIndex:
                 f"the query encoder is {encoder.spec!r} ({encoder.fingerprint()[:12]}). Rebuild the index "
                 "with `lextune index build --dense MODEL` or query it with the model that built it."
             )
-        index = cls(cfg, encoder)
-        index.index = _faiss().read_index(str(folder / "faiss.index"))
-        if cfg.index_type == "hnsw":
-            index.index.hnsw.efSearch = cfg.hnsw_ef_search
-        elif cfg.index_type == "ivf":
-            index.index.nprobe = cfg.ivf_nprobe
-        index.ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+        index = cls(cfg, encoder, folder)
+        index.store.load(folder)
         index.model_info = info
         return index

@@ -15,6 +15,7 @@ from lextune.artifacts import atomic_dir, make_meta, read_meta, write_json_atomi
 from lextune.errors import ConfigError
 from lextune.index.bm25 import BM25Config, BM25Index
 from lextune.index.dense import DenseConfig, DenseIndex
+from lextune.index.vectorstore import DocFilter, doc_fields
 from lextune.jsonl import iter_records
 from lextune.schema import IndexDoc, RefEdge
 
@@ -35,6 +36,7 @@ class LexIndex:
         self._dense_folder = dense_folder
         self._dense: DenseIndex | None = None
         self._structure = None
+        self._matching: dict[DocFilter, frozenset[str]] = {}
 
     def dense(self, encoder=None) -> DenseIndex | None:
         """The stored vectors, queried with ``encoder`` (refused when another model built them)."""
@@ -50,7 +52,8 @@ class LexIndex:
         reusing the embedding cache; what base-versus-tuned comparisons search."""
         ids = list(self.docs)
         return DenseIndex(DenseConfig(model=encoder.spec, index_type=index_type), encoder).build(
-            ids, [self.docs[i]["contents"] for i in ids], progress=progress)
+            ids, [self.docs[i]["contents"] for i in ids], progress=progress,
+            fields=[doc_fields(self.docs[i]) for i in ids])
 
     @property
     def has_dense(self) -> bool:
@@ -81,6 +84,12 @@ class LexIndex:
                      if self.has_links else [])
             self._structure = Structure.build(self.docs, edges)
         return self._structure
+
+    def matching(self, where: DocFilter) -> frozenset[str]:
+        """The ids of the documents ``where`` admits (computed once per filter)."""
+        if where not in self._matching:
+            self._matching[where] = frozenset(d for d, v in self.docs.items() if where.matches(v))
+        return self._matching[where]
 
     @property
     def texts(self) -> dict[str, str]:
@@ -139,17 +148,19 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
         raise ConfigError("duplicate document ids in the index input")
     contents = [d["contents"] for d in docs]
     with atomic_dir(out_dir, overwrite=True) as tmp:
-        with open(tmp / "docs.jsonl", "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(IndexDoc(**{k: d.get(k) for k in IndexDoc.model_fields}).model_dump_json() + "\n")
+        write_docs(tmp / "docs.jsonl", docs)
         if links is not None:
-            _write_links(tmp / "refs.jsonl", links, docs)
+            write_links(tmp / "refs.jsonl", links, docs)
         if config.bm25 is not None:
             BM25Index(config.bm25).build(ids, contents).save(tmp / "bm25")
         model_info = None
         if config.dense is not None:
-            dense = DenseIndex(config.dense, encoder).build(ids, contents, progress=progress)
-            dense.save(tmp / "dense")
+            dense = DenseIndex(config.dense, encoder, tmp / "dense")
+            try:
+                dense.build(ids, contents, progress=progress, fields=[doc_fields(d) for d in docs])
+                dense.save(tmp / "dense")
+            finally:
+                dense.close()  # Milvus Lite lets go of its folder before the folder is moved
             model_info = dense.model_info
         write_json_atomic(tmp / "meta.json", make_meta(
             "index", config=config.model_dump(mode="json"), inputs=source or {}, documents=len(docs),
@@ -157,7 +168,14 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
     return LexIndex.load(out_dir)
 
 
-def _write_links(path: Path, links: list[RefEdge], docs: list[dict]) -> int:
+def write_docs(path: Path, docs: list[dict]) -> None:
+    """An index's ``docs.jsonl``: one :class:`~lextune.schema.IndexDoc` per document."""
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(IndexDoc(**{k: d.get(k) for k in IndexDoc.model_fields}).model_dump_json() + "\n")
+
+
+def write_links(path: Path, links: list[RefEdge], docs: list[dict]) -> int:
     """Citation edges between indexed documents: a target that is not a document itself (an article above
     paragraph chunks, a paragraph above item chunks) stands for the documents under it."""
     ids = {d["id"] for d in docs}
@@ -183,7 +201,8 @@ def _write_links(path: Path, links: list[RefEdge], docs: list[dict]) -> int:
 def docs_from_chunks(chunks) -> list[dict]:
     """Index input from ingest chunks (with each one's law and article, which the structure steps use)."""
     return [{"id": c.id, "title": c.title, "text": c.text, "contents": c.contents, "parent_id": c.parent_id,
-             "law": c.law_name, "article": c.article} for c in chunks]
+             "law": c.law_name, "article": c.article, "kind": str(c.doc_kind), "document": c.doc_id}
+            for c in chunks]
 
 
 def docs_from_beir(corpus: dict[str, dict]) -> list[dict]:

@@ -36,6 +36,7 @@ from lextune.index.structure import (
     pool,
     route,
 )
+from lextune.index.vectorstore import DocFilter
 from lextune.runs import Run, canonical_ranking
 
 
@@ -86,22 +87,23 @@ def register_retriever(name: str, options: type[RetrieverOptions] = RetrieverOpt
 
 
 class Searcher:
-    """A retriever over anything with ``search(queries, k)`` (a BM25 or dense index)."""
+    """A retriever over anything with ``search(queries, k, **restrict)`` (a BM25 or dense index); ``restrict``
+    carries the pipeline's filter in the form that index takes."""
 
-    def __init__(self, index) -> None:
-        self.index = index
+    def __init__(self, index, **restrict: Any) -> None:
+        self.index, self.restrict = index, {k: v for k, v in restrict.items() if v is not None}
 
     def search(self, queries: dict[str, str], k: int = 10) -> Run:
-        return self.index.search(queries, k)
+        return self.index.search(queries, k, **self.restrict)
 
 
 @register_retriever("bm25")
-def _bm25(index: LexIndex, _options: RetrieverOptions, _config: PipelineConfig,
+def _bm25(index: LexIndex, _options: RetrieverOptions, config: PipelineConfig,
           _resources: PipelineResources) -> Retriever:
     """Kiwi BM25 over the index's BM25 part."""
     if index.bm25 is None:
         raise ConfigError(f"{index.folder} has no BM25 part (build with --bm25)")
-    return Searcher(index.bm25)
+    return Searcher(index.bm25, only=index.matching(config.filter) if config.filter else None)
 
 
 @register_retriever("dense", DenseOptions)
@@ -118,11 +120,11 @@ def _dense(index: LexIndex, options: DenseOptions, config: PipelineConfig, resou
         encoder = resources.encoder(spec, config.query_model)
     stored = (index.meta.get("dense_model") or {}).get("fingerprint")
     if index.has_dense and (config.dense_model is None or encoder.fingerprint() == stored):
-        return Searcher(index.dense(encoder))  # refuses vectors another model made
+        return Searcher(index.dense(encoder), where=config.filter)  # refuses vectors another model made
     if config.dense_model is None:
         raise ConfigError(f"{index.folder} has no dense part: build it with --dense MODEL, or name the "
                           "pipeline's dense_model to encode its documents")
-    return Searcher(resources.encoded(index, encoder, options.index_type))
+    return Searcher(resources.encoded(index, encoder, options.index_type), where=config.filter)
 
 
 class RetrieverSpec(BaseModel):
@@ -180,6 +182,9 @@ class PipelineConfig(BaseModel):
     query_model: str | None = Field(
         None, description="A query encoder distilled from the dense model (`lextune train query-encoder`): "
         "encodes the queries; the passage vectors stay.")
+    filter: DocFilter | None = Field(
+        None, description="Only chunks with these fields (law, kind, article, document: a value or a list): "
+        "BM25 and the dense store search only those (Milvus: server-side), and steps that add hits keep to them.")
 
     @field_validator("retrievers", mode="before")
     @classmethod
@@ -408,6 +413,23 @@ def _pool_step(index: LexIndex, config: PipelineConfig, _resources: PipelineReso
     return PoolStep(index.structure(), config.pool) if config.pool else None
 
 
+class FilterStep(Step):
+    """Drop hits outside the pipeline's filter (what expansion or pooling brought in, what a retriever without
+    a filter of its own returned)."""
+
+    name = "filter"
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+
+    def apply(self, queries: dict[str, str], run: Run, trace: Trace) -> Run:
+        return {q: {d: s for d, s in docs.items() if d in self.allowed} for q, docs in run.items()}
+
+
+def _filter_step(index: LexIndex, config: PipelineConfig, _resources: PipelineResources) -> Step | None:
+    return FilterStep(index.matching(config.filter)) if config.filter else None
+
+
 def _rerank_step(index: LexIndex, config: PipelineConfig, resources: PipelineResources) -> Step | None:
     if config.rerank is None:
         return None
@@ -423,7 +445,7 @@ def _aggregate_step(index: LexIndex, config: PipelineConfig, _resources: Pipelin
 
 # In order: each factory makes its step from the config, or None when the config leaves it out.
 STEPS: list[Callable[[LexIndex, PipelineConfig, PipelineResources], Step | None]] = [
-    _route_step, _expand_step, _pool_step, _rerank_step, _aggregate_step]
+    _route_step, _expand_step, _pool_step, _filter_step, _rerank_step, _aggregate_step]
 
 
 def blend(first: Run, reranked: Run, weight: float, k: int) -> Run:
@@ -511,7 +533,7 @@ def build_pipeline(index: LexIndex, config: PipelineConfig | None = None,
     for spec in config.retrievers:
         options = spec.options
         key = (spec.name, str(index.folder), options.model_dump_json(), config.dense_model, config.query_model,
-               id(resources.default_encoder))
+               id(resources.default_encoder), config.filter)
         retrievers[spec.name] = resources.remembered(
             key, lambda spec=spec, options=options: RETRIEVERS[spec.name].build(index, options, config, resources))
     steps = [s for make in STEPS if (s := make(index, config, resources)) is not None]
