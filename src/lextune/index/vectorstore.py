@@ -343,6 +343,7 @@ class MilvusStore(VectorStore):
             self.client.drop_collection(self.collection)
         self.client.create_collection(self.collection, schema=schema, index_params=params)
         self._write(self.client.insert, ids, vectors, fields)
+        self.client.flush(self.collection)  # sealed and indexed: unflushed rows are searched by brute force
         self.client.load_collection(self.collection)
         self.ids = list(ids)
 
@@ -409,6 +410,7 @@ class MilvusStore(VectorStore):
     def commit(self, folder: Path, save: Callable[[Path], None]) -> None:
         """The rows are in Milvus already (upsert and delete are idempotent): only the folder's id list and
         config are rewritten, in place (Milvus Lite's data lives in that folder)."""
+        self._loaded().flush(self.collection)
         with atomic_file(folder / "ids.json") as tmp:
             tmp.write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
 
