@@ -31,7 +31,10 @@ import numpy as np
 from _corpora import DATASETS, REPO, passage_text
 
 OUT = REPO / "bench" / "results" / "vectorstores.json"
-CONFIGS = [("faiss", "flat"), ("faiss", "hnsw"), ("milvus", "flat"), ("milvus", "hnsw"), ("milvus", "ivf")]
+# (store, index type, IVF probes): the defaults (nprobe 16 of 4 sqrt(n) lists), and 64 probes
+CONFIGS = [("faiss", "flat", 16), ("faiss", "hnsw", 16), ("faiss", "ivf", 16), ("faiss", "ivf", 64),
+           ("milvus", "flat", 16), ("milvus", "hnsw", 16), ("milvus", "ivf", 16), ("milvus", "ivf", 64)]
+LIMIT_S = 1800  # one configuration's build and queries
 
 
 def rss_mb() -> float:
@@ -71,7 +74,7 @@ def synthetic_vectors(work: Path, n: int) -> None:
     np.save(work / "synthetic.queries.npy", q / np.linalg.norm(q, axis=1, keepdims=True))
 
 
-def measure(work: Path, dataset: str, store_name: str, index_type: str) -> dict:
+def measure(work: Path, dataset: str, store_name: str, index_type: str, nprobe: int) -> dict:
     """One configuration, in this (fresh) process."""
     from lextune.index.dense import DenseConfig
     from lextune.index.vectorstore import doc_fields, open_store
@@ -83,7 +86,7 @@ def measure(work: Path, dataset: str, store_name: str, index_type: str) -> dict:
     folder = work / f"{dataset}-{store_name}-{index_type}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    store = open_store(DenseConfig(vector_store=store_name, index_type=index_type), folder)
+    store = open_store(DenseConfig(vector_store=store_name, index_type=index_type, ivf_nprobe=nprobe), folder)
     before = rss_mb()
     t0 = time.perf_counter()
     store.build(ids, vecs, fields)
@@ -102,7 +105,7 @@ def measure(work: Path, dataset: str, store_name: str, index_type: str) -> dict:
     disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
     shutil.rmtree(folder, ignore_errors=True)
     a = np.asarray(lat) * 1000
-    return {"dataset": dataset, "store": store_name, "index_type": index_type, "vectors": len(vecs),
+    return {"dataset": dataset, "store": store_name, "index_type": index_type, "nprobe": nprobe, "vectors": len(vecs),
             "queries": len(queries), "build_s": round(build_s, 2), "disk_mb": round(disk, 1),
             "peak_mem_mb_above_vectors": round(peak, 1), "p50_ms": round(float(np.percentile(a, 50)), 2),
             "p99_ms": round(float(np.percentile(a, 99)), 2), "recall_at_10": round(recall, 4)}
@@ -112,10 +115,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["koblex-dev", "synthetic"])
     ap.add_argument("--synthetic-n", type=int, default=500_000)
-    ap.add_argument("--one", nargs=4, metavar=("WORK", "DATASET", "STORE", "TYPE"), help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=5, metavar=("WORK", "DATASET", "STORE", "TYPE", "NPROBE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure(Path(args.one[0]), *args.one[1:])))
+        print(json.dumps(measure(Path(args.one[0]), *args.one[1:4], int(args.one[4]))))
         return
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     with tempfile.TemporaryDirectory(prefix="lextune-vs-") as tmp:
@@ -126,26 +129,33 @@ def main() -> None:
             else:
                 synthetic_vectors(work, args.synthetic_n)
             rows = []
-            for store, kind in CONFIGS:
-                done = subprocess.run([sys.executable, __file__, "--one", str(work), dataset, store, kind],
-                                      capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    rows.append({"dataset": dataset, "store": store, "index_type": kind,
-                                 "error": done.stderr.strip().splitlines()[-1:]})
-                else:
-                    rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            for store, kind, nprobe in CONFIGS:
+                if nprobe != 16 and (kind != "ivf" or dataset == "synthetic"):
+                    continue
+                row = {"dataset": dataset, "store": store, "index_type": kind, "nprobe": nprobe}
+                try:
+                    done = subprocess.run([sys.executable, __file__, "--one", str(work), dataset, store, kind,
+                                           str(nprobe)], capture_output=True, text=True, check=False, timeout=LIMIT_S)
+                    if done.returncode != 0:
+                        row["error"] = done.stderr.strip().splitlines()[-1:]
+                    else:
+                        row = json.loads(done.stdout.strip().splitlines()[-1])
+                except subprocess.TimeoutExpired:
+                    row["error"] = f"over {LIMIT_S} s"
+                rows.append(row)
                 print(rows[-1], flush=True)
             results[dataset] = {"date": time.strftime("%Y-%m-%d"), "machine": "2-core CPU VM, no GPU", "rows": rows}
             OUT.parent.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     for dataset, res in results.items():
         print(f"\n{dataset}")
-        print(f"{'store':8} {'index':6} {'build s':>8} {'disk MB':>8} {'mem MB':>8} {'p50 ms':>7} {'p99 ms':>7} {'R@10':>6}")
+        print(f"{'store':8} {'index':9} {'build s':>8} {'disk MB':>8} {'mem MB':>8} {'p50 ms':>7} {'p99 ms':>7} {'R@10':>6}")
         for r in res["rows"]:
+            kind = r["index_type"] + (f"/{r['nprobe']}" if r["index_type"] == "ivf" else "")
             if "error" in r:
-                print(f"{r['store']:8} {r['index_type']:6} error: {r['error']}")
+                print(f"{r['store']:8} {kind:9} error: {r['error']}")
                 continue
-            print(f"{r['store']:8} {r['index_type']:6} {r['build_s']:8.1f} {r['disk_mb']:8.1f} "
+            print(f"{r['store']:8} {kind:9} {r['build_s']:8.1f} {r['disk_mb']:8.1f} "
                   f"{r['peak_mem_mb_above_vectors']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['recall_at_10']:6.3f}")
 
 
