@@ -6,8 +6,9 @@ p50/p99 latency of single queries (k=10, query encoding excluded) and recall@10 
 
 - koblex-dev: the REAL 16k passage vectors of the bundled base model (from lextune's embedding cache; encoded
   when missing, ~11 min) and its real questions encoded as queries.
-- synthetic: 500k random unit vectors of 384 dimensions, 200 random queries (random vectors are fine for
-  latency and memory; approximate recall on them is a worst case, not a forecast).
+- synthetic: 500k vectors of 384 dimensions made from the real koblex-dev passage vectors, tiled with N(0, 0.02)
+  noise and renormalised (as bench/retrieval_scale.py does: real neighbourhoods, so approximate recall means
+  something; uniformly random vectors have none), and 200 queries that are perturbed real passage vectors.
 
 Every configuration runs in a fresh process (memory measured cleanly). Prints a table and writes
 bench/results/vectorstores.json.
@@ -64,12 +65,16 @@ def koblex_vectors(work: Path) -> None:
 
 
 def synthetic_vectors(work: Path, n: int) -> None:
+    if not (work / "koblex-dev.vectors.npy").is_file():
+        koblex_vectors(work)
+    real = np.load(work / "koblex-dev.vectors.npy")
     rng = np.random.default_rng(0)
-    vecs = np.empty((n, 384), dtype=np.float32)
-    for s in range(0, n, 100_000):  # in blocks: the float64 draw of 500k x 384 alone would be 1.5 GB
-        block = rng.standard_normal((min(100_000, n - s), 384)).astype(np.float32)
-        vecs[s : s + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    q = rng.standard_normal((200, 384)).astype(np.float32)
+    vecs = np.empty((n, real.shape[1]), dtype=np.float32)
+    for s in range(0, n, 50_000):  # in blocks: one float64 draw of 500k x 384 would be 1.5 GB
+        rows = min(50_000, n - s)
+        block = real[np.arange(s, s + rows) % len(real)] + rng.normal(0, 0.02, (rows, real.shape[1])).astype(np.float32)
+        vecs[s : s + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    q = real[rng.choice(len(real), 200, replace=False)] + rng.normal(0, 0.02, (200, real.shape[1])).astype(np.float32)
     np.save(work / "synthetic.vectors.npy", vecs)
     np.save(work / "synthetic.queries.npy", q / np.linalg.norm(q, axis=1, keepdims=True))
 
