@@ -93,3 +93,12 @@ def print_table(title: str, headers: list[str], rows: list[list]) -> None:
 
     plain = [[c.plain if isinstance(c, Text) else str(c) for c in row] for row in rows]
     out.print("\n".join([title, "", *markdown_table(headers, plain)]) + "\n", soft_wrap=True, highlight=False)
+
+
+def ray_config(address: str | None, workers: int, cpus: float = 1.0):
+    """``--ray local|auto|ADDRESS`` (and ``--ray-workers``, ``--ray-cpus``) as a RayConfig; None without ``--ray``."""
+    if not address:
+        return None
+    from lextune.raycluster import RayConfig
+
+    return RayConfig(address=None if address == "local" else address, num_workers=workers, cpus_per_worker=cpus)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lextune.cli.common import out, setup_logging, styled, user_errors
+from lextune.cli.common import out, ray_config, setup_logging, styled, user_errors
 
 
 def embed(
@@ -24,6 +24,10 @@ def embed(
     long_passages: str = typer.Option("truncate", "--long-passages", help="truncate or window."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad lines instead of stopping."),
     device: str | None = typer.Option(None, "--device"),
+    ray: str | None = typer.Option(None, "--ray", help="Encode on Ray: 'local' (a cluster started for the job), "
+                                   "'auto' (this machine's cluster) or an address (ray://host:10001)."),
+    ray_workers: int = typer.Option(2, "--ray-workers", help="Encoder actors on Ray (each loads the model once)."),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus", help="CPUs per Ray actor."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -39,6 +43,7 @@ def embed(
             encoder, input, out_dir, side=type_, out_format=format_, prefix=prefix,  # type: ignore[arg-type]
             id_field=id_field, text_field=text_field, skip_bad=skip_bad, batch_size=batch_size,
             part_size=part_size, progress=not quiet,
+            ray=ray_config(ray, ray_workers, ray_cpus),
         )
     out.print(f"embedded {res.rows} {type_} texts -> {out_dir} ({', '.join(res.files)}; dim {res.dimension})")
     if res.resumed_parts:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from lextune.cli.common import out, progress_bar, setup_logging, styled, user_errors
+from lextune.cli.common import out, progress_bar, ray_config, setup_logging, styled, user_errors
 
 app = typer.Typer(help="Build retrieval indexes (BM25 and/or dense).", no_args_is_help=True)
 
@@ -25,6 +25,9 @@ def build(
     vector_store: str = typer.Option(
         "faiss", "--vector-store", help="Where the dense vectors live: faiss, milvus (Milvus Lite inside the index "
         "folder) or milvus:URI (a Milvus server, e.g. milvus:http://localhost:19530)."),
+    ray: str | None = typer.Option(None, "--ray", help="Encode on Ray: 'local' (a cluster started for the job), "
+                                   "'auto' or an address (ray://host:10001)."),
+    ray_workers: int = typer.Option(2, "--ray-workers", help="Encoder actors on Ray."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML IndexBuildConfig."),
     overrides: list[str] = typer.Option([], "--set"),
 ) -> None:
@@ -37,7 +40,9 @@ def build(
         values: dict = {}
         if config is None:
             values["bm25"] = {"tokenizer": {"kind": tokenizer}} if bm25 else None
-            values["dense"] = {"model": dense, "index_type": index_type, "vector_store": vector_store} if dense else None
+            on_ray = ray_config(ray, ray_workers)
+            values["dense"] = {"model": dense, "index_type": index_type, "vector_store": vector_store,
+                               "ray": on_ray.model_dump() if on_ray else None} if dense else None
         cfg = load_config(IndexBuildConfig, config, overrides)
         if config is None:
             cfg = IndexBuildConfig.model_validate(values | {k: v for k, v in cfg.model_dump().items() if k not in values})

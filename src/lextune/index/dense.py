@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lextune.artifacts import atomic_file
 from lextune.errors import ConfigError
 from lextune.index.vectorstore import DocFilter, VectorStore, doc_fields, open_store
+from lextune.raycluster import RayConfig
 from lextune.runs import Run
 
 
@@ -43,6 +44,7 @@ class DenseConfig(BaseModel):
         description="faiss (a file in the index folder), milvus (Milvus Lite: a .db folder in the index folder) "
         "or milvus:URI (a Milvus server or cluster, e.g. milvus:http://localhost:19530).")
     collection: str | None = Field(None, description="The Milvus collection (chosen at build).")
+    ray: RayConfig | None = Field(None, description="Encode the passages on a Ray cluster (lextune[ray]).")
 
 
 def text_key(text: str) -> str:
@@ -101,8 +103,9 @@ class EmbeddingCache:
 
 
 def encode_passages_cached(encoder, texts: list[str], *, cache: bool = True, part_size: int = 1024,
-                           progress=None) -> np.ndarray:
-    """Passage embeddings, reusing and filling the cache in parts (resumable)."""
+                           progress=None, ray: RayConfig | None = None) -> np.ndarray:
+    """Passage embeddings, reusing and filling the cache in parts (resumable); with ``ray``, the missing parts
+    are encoded by a Ray Data job and each is put into the cache as it ends."""
     from lextune.models.bundled import lextune_home
 
     dim = encoder.get_embedding_dimension()
@@ -119,6 +122,9 @@ def encode_passages_cached(encoder, texts: list[str], *, cache: bool = True, par
     if progress:
         progress(len(texts) - len(todo), len(texts))
     todo.sort(key=lambda i: len(texts[i]))  # little padding inside batches
+    if ray is not None and todo:
+        _encode_on_ray(encoder, texts, keys, todo, part_size, out, store, ray, progress)
+        return out
     for start in range(0, len(todo), part_size):
         rows = todo[start : start + part_size]
         vecs = encoder.encode_passages([texts[i] for i in rows])
@@ -128,6 +134,35 @@ def encode_passages_cached(encoder, texts: list[str], *, cache: bool = True, par
         if progress:
             progress(len(texts) - len(todo) + start + len(rows), len(texts))
     return out
+
+
+def _encode_on_ray(encoder, texts: list[str], keys: list[str], todo: list[int], part_size: int, out: np.ndarray,
+                   store: EmbeddingCache | None, ray: RayConfig, progress) -> None:
+    """The parts of ``todo`` encoded on Ray (:mod:`lextune.raycluster`) into ``out`` and the cache."""
+    import tempfile
+
+    from lextune.models.bundled import lextune_home
+    from lextune.models.embed import part_file
+    from lextune.raycluster import encode_parts_on_ray
+
+    parts = [todo[s : s + part_size] for s in range(0, len(todo), part_size)]
+    finished = len(texts) - len(todo)
+    root = lextune_home() / "cache"  # workers of a local cluster (or on a shared disk) reach it
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ray-parts-", dir=root) as tmp:
+
+        def done(part: int, rows: int) -> None:
+            nonlocal finished
+            vecs = np.load(part_file(Path(tmp), part))
+            out[parts[part]] = vecs
+            if store is not None:
+                store.put([keys[i] for i in parts[part]], vecs)
+            finished += rows
+            if progress:
+                progress(finished, len(texts))
+
+        encode_parts_on_ray(encoder.init_args, [(p, [texts[i] for i in rows]) for p, rows in enumerate(parts)],
+                            Path(tmp), "passage", encoder.batch_size, ray, done)
 
 
 class DenseIndex:
@@ -166,7 +201,8 @@ class DenseIndex:
               fields: list[dict[str, str]] | None = None) -> DenseIndex:
         """Encode ``texts`` (through the embedding cache) and store them under ``ids`` with their filterable
         ``fields`` (:func:`~lextune.index.vectorstore.doc_fields`)."""
-        vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress)
+        vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress,
+                                      ray=self.config.ray)
         return self.build_from_vectors(ids, vecs, fields)
 
     def build_from_vectors(self, ids: list[str], vecs: np.ndarray,
@@ -199,7 +235,8 @@ class DenseIndex:
     def upsert(self, ids: list[str], texts: list[str], fields: list[dict[str, str]], progress=None) -> None:
         """Encode ``texts`` (through the embedding cache) and insert or replace them under ``ids``."""
         if ids:
-            vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress)
+            vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress,
+                                          ray=self.config.ray)
             self.store.upsert(list(ids), vecs, fields)
 
     def delete(self, ids: list[str]) -> None:

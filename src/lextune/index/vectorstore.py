@@ -156,6 +156,8 @@ class FaissStore(VectorStore):
         super().__init__(config, folder)
         self.index = None
         self.fields: list[dict[str, str]] | None = None
+        self._pos: dict[str, int] | None = None  # id -> row, and the rows each filter admits: made once
+        self._rows: dict[DocFilter, np.ndarray] = {}
 
     def kind(self, n: int) -> str:
         kind = self.config.index_type
@@ -180,6 +182,15 @@ class FaissStore(VectorStore):
             index.nprobe = self.config.ivf_nprobe
         index.add(vecs)
         self.index, self.ids, self.fields = index, list(ids), fields
+        self._pos, self._rows = None, {}
+
+    def _admitted(self, where: DocFilter) -> np.ndarray:
+        if self.fields is None:
+            raise ConfigError("this dense index keeps no fields to filter by (built before filters existed): "
+                              "rebuild it with `lextune index build`")
+        if where not in self._rows:
+            self._rows[where] = np.asarray([i for i, f in enumerate(self.fields) if where.matches(f)], dtype=np.int64)
+        return self._rows[where]
 
     def _params(self, selector):
         faiss = _faiss()
@@ -196,10 +207,7 @@ class FaissStore(VectorStore):
         if where is None:
             scores, idx = self.index.search(q, min(k, len(self.ids)))
         else:
-            if self.fields is None:
-                raise ConfigError("this dense index keeps no fields to filter by (built before filters existed): "
-                                  "rebuild it with `lextune index build`")
-            rows = np.asarray([i for i, f in enumerate(self.fields) if where.matches(f)], dtype=np.int64)
+            rows = self._admitted(where)
             if not len(rows):
                 return [[] for _ in range(len(q))]
             selector = _faiss().IDSelectorBatch(rows)
@@ -214,11 +222,12 @@ class FaissStore(VectorStore):
         return self.index.reconstruct_n(0, self.index.ntotal)
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray | None:
-        pos = {d: i for i, d in enumerate(self.ids)}
-        try:
+        if self._pos is None:
+            self._pos = {d: i for i, d in enumerate(self.ids)}
             if isinstance(self.index, _faiss().IndexIVF):
                 self.index.make_direct_map()
-            return np.stack([self.index.reconstruct(pos[d]) for d in ids]).astype(np.float32)
+        try:
+            return np.stack([self.index.reconstruct(self._pos[d]) for d in ids]).astype(np.float32)
         except RuntimeError:
             return None
 
@@ -296,6 +305,7 @@ class MilvusStore(VectorStore):
         self.collection = config.collection or f"lextune_{uuid.uuid4().hex[:12]}"
         self._client = None
         self._lite_path: str | None = None
+        self._is_loaded = False
 
     @property
     def client(self):
@@ -345,6 +355,7 @@ class MilvusStore(VectorStore):
         self._write(self.client.insert, ids, vectors, fields)
         self.client.flush(self.collection)  # sealed and indexed: unflushed rows are searched by brute force
         self.client.load_collection(self.collection)
+        self._is_loaded = True
         self.ids = list(ids)
 
     def _write(self, call, ids: list[str], vectors: np.ndarray, fields: list[dict[str, str]]) -> None:
@@ -356,7 +367,7 @@ class MilvusStore(VectorStore):
 
     def _loaded(self):
         client = self.client
-        if not getattr(self, "_is_loaded", False):
+        if not self._is_loaded:
             if not client.has_collection(self.collection):
                 raise ConfigError(f"Milvus at {self.uri or self.folder / MILVUS_LITE_FILE} has no collection "
                                   f"{self.collection!r}: rebuild the index with `lextune index build`")

@@ -66,6 +66,12 @@ class BiEncoder:
         backend: Backend = "torch",
         query_model: str | Path | None = None,
     ) -> None:
+        # What another process needs to load the same encoder (a Ray worker): everything but the device.
+        self.init_args = {"model": str(model), "template": template, "normalize": normalize,
+                          "query_max_seq_length": query_max_seq_length,
+                          "passage_max_seq_length": passage_max_seq_length, "batch_size": batch_size,
+                          "long_passages": long_passages, "backend": backend,
+                          "query_model": str(query_model) if query_model is not None else None}
         SentenceTransformer = _import_st()
         if long_passages not in ("truncate", "window"):
             raise ConfigError(f"long_passages must be 'truncate' or 'window', not {long_passages!r}")

@@ -22,6 +22,7 @@ import numpy as np
 from lextune.artifacts import atomic_file, file_sha256, make_meta, write_json_atomic
 from lextune.errors import ConfigError, InputFormatError
 from lextune.jsonl import ReadReport, iter_jsonl, require_str
+from lextune.raycluster import RayConfig
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +76,42 @@ def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
         np.savez(tmp, **arrays)
 
 
-def _encode_parts(encoder, parts: list[list[str]], parts_dir: Path, side: Side, dim: int, batch_size: int,
-                  bar) -> tuple[list[np.ndarray], int, int]:
-    """Each part's vectors: read back when a finished part file is on disk, else encoded and saved atomically.
-    Returns the parts' arrays and how many were resumed and encoded."""
-    chunks: list[np.ndarray] = []
-    resumed = encoded = 0
+def part_file(parts_dir: Path, part: int) -> Path:
+    return parts_dir / f"part-{part:05d}.npy"
+
+
+def encode_part(encoder, texts: list[str], side: Side, parts_dir: Path, part: int, batch_size: int) -> np.ndarray:
+    """Encode one part and write it atomically as its part file (here or on a Ray worker)."""
+    encode = encoder.encode_queries if side == "query" else encoder.encode_passages
+    arr = encode(texts, batch_size=batch_size).astype(np.float32)
+    _save_npy_atomic(part_file(parts_dir, part), arr)
+    return arr
+
+
+def _encode_parts(encoder, parts: list[list[str]], parts_dir: Path, side: Side, dim: int, batch_size: int, bar,
+                  ray: RayConfig | None = None) -> tuple[list[np.ndarray], int, int]:
+    """Each part's vectors: read back when a finished part file is on disk, else encoded (here, or on Ray) and
+    saved atomically. Returns the parts' arrays and how many were resumed and encoded."""
+    arrays: dict[int, np.ndarray] = {}
     for p, batch in enumerate(parts):
-        part_file = parts_dir / f"part-{p:05d}.npy"
-        if part_file.is_file():
-            arr = np.load(part_file)
+        if part_file(parts_dir, p).is_file():
+            arr = np.load(part_file(parts_dir, p))
             if arr.shape == (len(batch), dim):
-                chunks.append(arr)
-                resumed += 1
+                arrays[p] = arr
                 bar.advance(len(batch))
-                continue
-        if side == "query":
-            arr = encoder.encode_queries(batch, batch_size=batch_size)
-        else:
-            arr = encoder.encode_passages(batch, batch_size=batch_size)
-        _save_npy_atomic(part_file, arr.astype(np.float32))
-        chunks.append(arr)
-        encoded += 1
-        bar.advance(len(batch))
-    return chunks, resumed, encoded
+    resumed = len(arrays)
+    todo = [p for p in range(len(parts)) if p not in arrays]
+    if ray is not None:
+        from lextune.raycluster import encode_parts_on_ray
+
+        encode_parts_on_ray(encoder.init_args, [(p, parts[p]) for p in todo], parts_dir, side, batch_size, ray,
+                            lambda _part, rows: bar.advance(rows))
+        arrays.update({p: np.load(part_file(parts_dir, p)) for p in todo})
+    else:
+        for p in todo:
+            arrays[p] = encode_part(encoder, parts[p], side, parts_dir, p, batch_size)
+            bar.advance(len(parts[p]))
+    return [arrays[p] for p in range(len(parts))], resumed, len(todo)
 
 
 def _write_embeddings(out_dir: Path, prefix: str, out_format: OutFormat, ids: np.ndarray, emb: np.ndarray) -> list[str]:
@@ -127,8 +140,10 @@ def embed_file(
     batch_size: int = 32,
     part_size: int = 1024,
     progress: bool = True,
+    ray: RayConfig | None = None,
 ) -> EmbedResult:
-    """Embed ``input_path`` with ``model`` (a BiEncoder or a model spec) into ``out_dir``."""
+    """Embed ``input_path`` with ``model`` (a BiEncoder or a model spec) into ``out_dir``; with ``ray``, the parts
+    are encoded by a Ray Data job (:mod:`lextune.raycluster`) into the same files, in the same order."""
     from lextune.models.biencoder import BiEncoder
 
     if side not in ("query", "passage"):
@@ -160,7 +175,7 @@ def embed_file(
     try:
         chunks, resumed, encoded = _encode_parts(encoder, [[texts[i] for i in order[p : p + part_size]]
                                                            for p in range(0, len(order), part_size)],
-                                                 parts_dir, side, dim, batch_size, bar)
+                                                 parts_dir, side, dim, batch_size, bar, ray)
     finally:
         bar.close()
     emb = np.zeros((len(texts), dim), dtype=np.float32)
