@@ -97,6 +97,10 @@ def encode_parts_on_ray(init_args: dict, todo: list[tuple[int, list[str]]], part
 
         env = {"env_vars": {"LEXTUNE_HOME": str(lextune_home())}}
     with ray_cluster(config) as ray:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the caller reports progress (part by part, through ``done``)
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         ds = ray.data.from_items([{"part": p, "texts": texts} for p, texts in todo])
         ds = ds.map_batches(
             PartEncoder, batch_size=1, concurrency=min(config.num_workers, len(todo)),
