@@ -316,3 +316,32 @@ def test_the_milvus_extra_is_named_when_missing(monkeypatch, tmp_path):
     assert isinstance(store, MilvusStore)
     with pytest.raises(LextuneError, match=r'pip install "lextune\[milvus\]"'):
         store.build(["a"], np.eye(1, 4, dtype=np.float32), [{}])
+
+
+def test_an_index_on_a_milvus_uri_replaced_by_a_rebuild_leaves_no_collection_behind(tmp_path, encoder):
+    """`milvus:URI` stores outside the index folder (here a Milvus Lite file standing in for a server): a rebuild
+    into the same folder drops the collection it replaces."""
+    from pymilvus import MilvusClient
+
+    from lextune.index import IndexBuildConfig, LexIndex, build_index, docs_from_chunks
+    from lextune.index.dense import DenseConfig
+    from lextune.ingest import ingest_chunks
+
+    server = tmp_path / "server.db"
+    chunks, _ = ingest_chunks([LAW])
+    config = IndexBuildConfig(dense=DenseConfig(vector_store=f"milvus:{server}"))
+    names = []
+    for _ in range(2):
+        index = build_index(docs_from_chunks(chunks), tmp_path / "idx", config, encoder=encoder)
+        names.append(index.dense().store.collection)
+        assert not (tmp_path / "idx" / "dense" / "milvus.db").exists()  # the vectors live at the URI
+        hits = index.dense().search({"q": chunks[3].text}, 3)["q"]
+        assert next(iter(hits)) == chunks[3].id
+        index.dense().close()
+    assert names[0] != names[1]
+    client = MilvusClient(str(server))
+    try:
+        assert client.list_collections() == [names[1]]
+    finally:
+        client.close()
+    assert LexIndex.load(tmp_path / "idx").dense_spec

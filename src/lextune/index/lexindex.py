@@ -165,7 +165,25 @@ def build_index(docs: list[dict], out_dir: str | Path, config: IndexBuildConfig 
         write_json_atomic(tmp / "meta.json", make_meta(
             "index", config=config.model_dump(mode="json"), inputs=source or {}, documents=len(docs),
             dense_model=model_info))
+        replaced = _server_collection(Path(out_dir) / "dense")
+    if replaced is not None:  # the folder it belonged to is gone: its collection would stay on the server
+        replaced.drop()
+        replaced.close()
     return LexIndex.load(out_dir)
+
+
+def _server_collection(dense_folder: Path):
+    """The Milvus store of an existing index folder's dense part when its collection lives on a server (outside
+    the folder, so replacing the folder does not remove it); else None."""
+    path = dense_folder / "config.json"
+    if not path.is_file():
+        return None
+    config = DenseConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    if not config.vector_store.startswith("milvus:") or config.collection is None:
+        return None
+    from lextune.index.vectorstore import open_store
+
+    return open_store(config, dense_folder)
 
 
 def write_docs(path: Path, docs: list[dict]) -> None:

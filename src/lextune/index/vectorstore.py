@@ -425,6 +425,12 @@ class MilvusStore(VectorStore):
         with atomic_file(folder / "ids.json") as tmp:
             tmp.write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
 
+    def drop(self) -> None:
+        """Remove the collection (an index folder built on a server was replaced or deleted)."""
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+        self.ids = []
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
