@@ -40,6 +40,7 @@ class BM25Index:
         self.ids: list[str] = []
         self._bm25 = None
         self._pos: dict[str, int] | None = None
+        self._masks: dict[frozenset[str], np.ndarray] = {}
 
     def build(self, ids: list[str], texts: list[str], progress: bool = False) -> BM25Index:
         """Tokenize (in batches) and index ``texts`` under ``ids``."""
@@ -52,7 +53,7 @@ class BM25Index:
         self._bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
         self._bm25.index(tokens, show_progress=progress)
         self.ids = list(ids)
-        self._pos = None
+        self._pos, self._masks = None, {}
         return self
 
     def search(self, queries: dict[str, str], k: int = 100, only: frozenset[str] | None = None) -> Run:
@@ -70,7 +71,7 @@ class BM25Index:
             return run
         mask = None
         if only is not None:
-            mask = np.fromiter((d in only for d in self.ids), dtype=np.float32, count=len(self.ids))
+            mask = self._mask(only)
             k = min(k, int(mask.sum()))
             if k == 0:
                 return run
@@ -79,6 +80,12 @@ class BM25Index:
         for (qid, _), row_docs, row_scores in zip(todo, docs, scores, strict=True):
             run[qid] = {self.ids[int(d)]: float(s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0}
         return run
+
+    def _mask(self, only: frozenset[str]) -> np.ndarray:
+        """1 for the ids in ``only``, 0 elsewhere: made once per filter, not on every search."""
+        if only not in self._masks:
+            self._masks[only] = np.fromiter((d in only for d in self.ids), dtype=np.float32, count=len(self.ids))
+        return self._masks[only]
 
     def score_ids(self, query: str, ids: list[str]) -> list[float]:
         """BM25 scores of the chunks ``ids`` for one query (0 for a query with no usable token)."""
@@ -122,11 +129,3 @@ def run_top(run: Run, k: int) -> Run:
         top = sorted(docs.items(), key=lambda kv: -kv[1])[:k]
         out[q] = dict(top)
     return out
-
-
-def scores_matrix_to_run(qids: list[str], ids: list[str], idx: np.ndarray, scores: np.ndarray) -> Run:
-    """(queries x k) arrays of positions and scores into a run; FAISS pads missing hits with -1."""
-    run: Run = {}
-    for q, row_i, row_s in zip(qids, idx, scores, strict=True):
-        run[q] = {ids[int(i)]: float(s) for i, s in zip(row_i, row_s, strict=True) if i >= 0}
-    return run

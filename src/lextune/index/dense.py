@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lextune.artifacts import atomic_file
 from lextune.errors import ConfigError
-from lextune.index.vectorstore import DocFilter, VectorStore, doc_fields, open_store
+from lextune.index.vectorstore import DocFilter, VectorStore, open_store
 from lextune.raycluster import RayConfig
 from lextune.runs import Run
 
@@ -208,8 +208,6 @@ class DenseIndex:
 
     def build_from_vectors(self, ids: list[str], vecs: np.ndarray,
                            fields: list[dict[str, str]] | None = None) -> DenseIndex:
-        if fields is None and self.store.name != "faiss":
-            fields = [doc_fields({}) for _ in ids]
         self.store.build(list(ids), np.ascontiguousarray(vecs, dtype=np.float32), fields)
         if self._encoder is not None:
             self.model_info = {"spec": self.encoder.spec, "fingerprint": self.encoder.fingerprint(),
@@ -233,24 +231,18 @@ class DenseIndex:
         """The stored vectors at ``rows`` (positions in ``ids``); None when the store cannot give them back."""
         return self.store.vectors([self.ids[int(i)] for i in rows])
 
-    def upsert(self, ids: list[str], texts: list[str], fields: list[dict[str, str]], progress=None) -> None:
-        """Encode ``texts`` (through the embedding cache) and insert or replace them under ``ids``."""
-        if ids:
-            vecs = encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress,
-                                          ray=self.config.ray)
-            self.store.upsert(list(ids), vecs, fields)
-
-    def delete(self, ids: list[str]) -> None:
-        self.store.delete(ids)
+    def update(self, ids: list[str], texts: list[str], fields: list[dict[str, str]], gone: list[str],
+               progress=None) -> None:
+        """Encode ``texts`` (through the embedding cache), insert or replace them under ``ids``, delete ``gone``."""
+        vecs = (encode_passages_cached(self.encoder, texts, cache=self.config.cache, progress=progress,
+                                       ray=self.config.ray) if ids else np.zeros((0, 0), dtype=np.float32))
+        self.store.update(list(ids), vecs, fields, gone)
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.store.save(folder)
-        config = self.config
-        if self.store.name == "milvus":
-            config = config.model_copy(update={"collection": self.store.collection})
-        (folder / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
+        (folder / "config.json").write_text(self.store.settings().model_dump_json(indent=2), encoding="utf-8")
         (folder / "model.json").write_text(json.dumps(self.model_info, ensure_ascii=False, indent=2), encoding="utf-8")
 
     def close(self) -> None:

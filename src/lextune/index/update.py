@@ -83,9 +83,8 @@ def update_index(folder: str | Path, new: list[dict], *, links: list[RefEdge] | 
         if index.has_dense:
             dense = index.dense(encoder)
             try:
-                dense.upsert(touched, [by_id[i]["contents"] for i in touched], [doc_fields(by_id[i]) for i in touched],
-                             progress=progress)
-                dense.delete(plan.removed)
+                dense.update(touched, [by_id[i]["contents"] for i in touched],
+                             [doc_fields(by_id[i]) for i in touched], plan.removed, progress=progress)
                 dense.store.commit(folder / "dense", dense.save)  # FAISS: a new folder swapped in
             finally:
                 dense.close()

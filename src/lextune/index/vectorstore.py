@@ -97,9 +97,19 @@ class VectorStore:
     def delete(self, ids: Sequence[str]) -> None:
         raise NotImplementedError
 
+    def update(self, ids: list[str], vectors: np.ndarray, fields: list[dict[str, str]],
+               gone: Sequence[str] = ()) -> None:
+        """Upsert ``ids``, then delete ``gone``: what an incremental update of the index does."""
+        self.upsert(ids, vectors, fields)
+        self.delete(gone)
+
     def vectors(self, ids: Sequence[str]) -> np.ndarray | None:
         """The stored vectors of ``ids`` in that order (None: the store cannot give them back)."""
         raise NotImplementedError
+
+    def settings(self) -> DenseConfig:
+        """The dense config to save beside the store: what opens it again."""
+        return self.config
 
     def save(self, folder: Path) -> None:
         """Write what the folder needs to open the store again (``ids.json`` and the store's own files)."""
@@ -116,9 +126,6 @@ class VectorStore:
 
     def close(self) -> None:
         """Let go of connections and files (before the folder is moved)."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"store": self.name}
 
 
 VECTOR_STORES: dict[str, type[VectorStore]] = {}
@@ -232,30 +239,37 @@ class FaissStore(VectorStore):
             return None
 
     def upsert(self, ids: list[str], vectors: np.ndarray, fields: list[dict[str, str]]) -> None:
-        if not ids:
-            return
-        old = self._all_vectors()
-        pos = {d: i for i, d in enumerate(self.ids)}
-        all_ids, all_fields = list(self.ids), list(self.fields or [doc_fields({})] * len(self.ids))
-        new_rows = []
-        for d, v, f in zip(ids, vectors, fields, strict=True):
-            if d in pos:
-                old[pos[d]], all_fields[pos[d]] = v, f
-            else:
-                new_rows.append(v)
-                all_ids.append(d)
-                all_fields.append(f)
-        vecs = np.concatenate([old, np.asarray(new_rows, dtype=np.float32).reshape(-1, old.shape[1])])
-        self.build(all_ids, vecs, all_fields)
+        self.update(ids, vectors, fields)
 
     def delete(self, ids: Sequence[str]) -> None:
-        gone = set(ids)
-        keep = [i for i, d in enumerate(self.ids) if d not in gone]
-        if len(keep) == len(self.ids):
+        self.update([], np.zeros((0, 0), dtype=np.float32), [], ids)
+
+    def update(self, ids: list[str], vectors: np.ndarray, fields: list[dict[str, str]],
+               gone: Sequence[str] = ()) -> None:
+        """Upsert and delete in one rebuild of the FAISS index from its stored vectors (an HNSW rebuild of the
+        whole law takes minutes: once, not once per kind of change)."""
+        drop = set(gone)
+        if not ids and not drop & set(self.ids):
             return
-        vecs = self._all_vectors()[keep]
-        fields = [self.fields[i] for i in keep] if self.fields is not None else None
-        self.build([self.ids[i] for i in keep], vecs, fields)
+        vecs = self._all_vectors()
+        all_ids = list(self.ids)
+        all_fields = list(self.fields) if self.fields is not None else None
+        if ids:
+            all_fields = all_fields or [doc_fields({}) for _ in all_ids]
+            pos = {d: i for i, d in enumerate(all_ids)}
+            new_rows = []
+            for d, v, f in zip(ids, vectors, fields, strict=True):
+                if d in pos:
+                    vecs[pos[d]], all_fields[pos[d]] = v, f
+                else:
+                    pos[d] = len(all_ids)
+                    new_rows.append(v)
+                    all_ids.append(d)
+                    all_fields.append(f)
+            vecs = np.concatenate([vecs, np.asarray(new_rows, dtype=np.float32).reshape(-1, vecs.shape[1])])
+        keep = [i for i, d in enumerate(all_ids) if d not in drop]
+        self.build([all_ids[i] for i in keep], vecs[keep],
+                   [all_fields[i] for i in keep] if all_fields is not None else None)
 
     def save(self, folder: Path) -> None:
         super().save(folder)
@@ -272,9 +286,6 @@ class FaissStore(VectorStore):
             self.index.nprobe = self.config.ivf_nprobe
         path = folder / "fields.json"
         self.fields = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-    def describe(self) -> dict[str, Any]:
-        return {"store": "faiss", "index_type": self.kind(len(self.ids))}
 
 
 # -- Milvus ------------------------------------------------------------------------------------------
@@ -341,7 +352,8 @@ class MilvusStore(VectorStore):
     def _search_params(self) -> dict:
         return {"metric_type": "IP", "params": {"ef": self.config.hnsw_ef_search, "nprobe": self.config.ivf_nprobe}}
 
-    def build(self, ids: list[str], vectors: np.ndarray, fields: list[dict[str, str]]) -> None:
+    def build(self, ids: list[str], vectors: np.ndarray, fields: list[dict[str, str]] | None) -> None:
+        fields = fields if fields is not None else [doc_fields({}) for _ in ids]  # the schema has the columns
         pm = _pymilvus()
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", pm.DataType.VARCHAR, is_primary=True, max_length=1024)
@@ -415,8 +427,8 @@ class MilvusStore(VectorStore):
             client.delete(self.collection, ids=listed[start : start + MILVUS_BATCH])
         self.ids = [d for d in self.ids if d not in gone]
 
-    def save(self, folder: Path) -> None:
-        super().save(folder)  # the vectors live in Milvus (Milvus Lite: already inside the folder)
+    def settings(self) -> DenseConfig:
+        return self.config.model_copy(update={"collection": self.collection})
 
     def commit(self, folder: Path, save: Callable[[Path], None]) -> None:
         """The rows are in Milvus already (upsert and delete are idempotent): only the folder's id list and
@@ -441,7 +453,3 @@ class MilvusStore(VectorStore):
 
             server_manager_instance.release_server(self._lite_path)
             self._lite_path = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"store": "milvus", "uri": self.uri or MILVUS_LITE_FILE, "collection": self.collection,
-                "index_type": self.config.index_type}
